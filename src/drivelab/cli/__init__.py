@@ -1,0 +1,1 @@
+"""The ``drivelab`` command: thin typer commands over the library layers."""

@@ -1,0 +1,58 @@
+"""The ``drivelab`` command line: wiring of the command modules and error handling."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from drivelab import __version__
+from drivelab.cli._output import console, show_error
+from drivelab.cli.commands import data, demo, init
+from drivelab.errors import DrivelabError
+
+app = typer.Typer(
+    name="drivelab",
+    help="A Colab-style deep-learning workspace on a machine you own: a drive, datasets, and the MNIST ConvNet.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("init")(init.init)
+app.command("demo")(demo.demo)
+app.add_typer(data.app, name="data")
+
+_debug = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"drivelab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+) -> None:
+    global _debug
+    _debug = debug
+
+
+def main() -> None:
+    """Entry point: run the command; turn drivelab errors into a message and exit code.
+
+    Typer handles usage errors itself; a :class:`DrivelabError` raised by a
+    command passes through it and is rendered here, without a traceback
+    unless ``--debug`` was given.
+    """
+    try:
+        app(prog_name="drivelab")
+    except DrivelabError as exc:
+        if _debug:
+            console.print_exception()
+        show_error(exc)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,55 @@
+"""Datasets into ``drive/dataset``: mirrors, resumable downloads, checksums.
+
+::
+
+    result = get_dataset("mnist", workspace.dataset, progress=print_event)
+    result.raw_dir            # <dataset_root>/MNIST/raw, torchvision's layout
+    result.to_dict()          # JSON-ready
+
+Every file is downloaded to a temporary name, verified by MD5 and only then
+renamed into place; an interrupted HTTP download is resumed on the next call.
+Mirrors come from ``mirrors=``, else ``$DRIVELAB_MNIST_MIRROR``, else the
+defaults. This package never prints: progress goes to the ``progress``
+callable as the events below.
+"""
+
+from __future__ import annotations
+
+from drivelab.data._events import (
+    AttemptFailed,
+    BytesReceived,
+    FileDone,
+    FileStarted,
+    FileStatus,
+    ProgressCallback,
+    ProgressEvent,
+)
+from drivelab.data._mnist import (
+    DEFAULT_MNIST_MIRRORS,
+    MNIST_MIRROR_ENV,
+    get_mnist,
+    mnist_raw_dir,
+    resolve_mirrors,
+)
+from drivelab.data._registry import get_dataset, known_datasets
+from drivelab.data._results import FailedAttempt, FetchResult, FileResult
+
+__all__ = [
+    "get_dataset",
+    "known_datasets",
+    "get_mnist",
+    "mnist_raw_dir",
+    "resolve_mirrors",
+    "MNIST_MIRROR_ENV",
+    "DEFAULT_MNIST_MIRRORS",
+    "FetchResult",
+    "FileResult",
+    "FailedAttempt",
+    "FileStatus",
+    "ProgressEvent",
+    "ProgressCallback",
+    "FileStarted",
+    "BytesReceived",
+    "AttemptFailed",
+    "FileDone",
+]

@@ -1,0 +1,104 @@
+"""The one error tree of drivelab.
+
+Every failure a user can cause is raised as a subclass of :class:`DrivelabError`
+carrying what failed, the values involved, and a ``hint`` saying what to do.
+Foreign errors (HTTP, OS, torch) are translated at the boundary with
+``raise ... from exc``; only the CLI's top level turns these into exit codes.
+
+    DrivelabError
+    ├── WorkspaceError          no workspace, or a path that cannot be one
+    ├── DataError
+    │   ├── UnknownDatasetError
+    │   ├── ChecksumError       a downloaded file does not match its MD5
+    │   └── DownloadError       every mirror failed (lists each attempt)
+    ├── TrainError
+    │   ├── RecipeError         unknown recipe or bad training option
+    │   └── CheckpointError     a checkpoint that cannot be read or written
+    └── JobError                a script run as a job failed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DrivelabError",
+    "WorkspaceError",
+    "DataError",
+    "UnknownDatasetError",
+    "ChecksumError",
+    "DownloadError",
+    "TrainError",
+    "RecipeError",
+    "CheckpointError",
+    "JobError",
+]
+
+
+class DrivelabError(Exception):
+    """Base of every error drivelab raises on purpose.
+
+    ``message`` says what failed; ``hint`` says what the user can do about it.
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class WorkspaceError(DrivelabError):
+    """The directory is not a drivelab workspace, or cannot become one."""
+
+
+class DataError(DrivelabError):
+    """A dataset could not be fetched, verified or read."""
+
+
+class UnknownDatasetError(DataError):
+    """The dataset name is not one drivelab knows."""
+
+
+class ChecksumError(DataError):
+    """A file's content does not match the checksum it must have."""
+
+    def __init__(self, path: str, expected: str, actual: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"{path}: MD5 {actual} does not match the expected {expected}",
+            hint=hint,
+        )
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+
+
+class DownloadError(DataError):
+    """Every source for a file failed; ``attempts`` holds ``(source, reason)`` pairs."""
+
+    def __init__(self, filename: str, attempts: list[tuple[str, str]], *, hint: str | None = None) -> None:
+        lines = "\n".join(f"  - {source}: {reason}" for source, reason in attempts)
+        super().__init__(
+            f"could not download {filename}; every mirror failed:\n{lines}",
+            hint=hint,
+        )
+        self.filename = filename
+        self.attempts = attempts
+
+
+class TrainError(DrivelabError):
+    """Training could not start or continue."""
+
+
+class RecipeError(TrainError):
+    """An unknown recipe, or an option the recipe cannot take."""
+
+
+class CheckpointError(TrainError):
+    """A checkpoint could not be written or read."""
+
+
+class JobError(DrivelabError):
+    """A script run as a job exited with an error."""

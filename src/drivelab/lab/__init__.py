@@ -1,0 +1,4 @@
+"""JupyterLab on the workspace, kernel integration, Colab compatibility.
+
+Not built yet.
+"""

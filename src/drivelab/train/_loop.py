@@ -1,0 +1,369 @@
+"""``train()``: run a recipe on MNIST with checkpoints, resume and metrics.
+
+The run folder holds everything a run needs to continue::
+
+    <run_dir>/
+      ckpt-epochNNNN.pt(.sha256)   the newest two complete checkpoints
+      metrics.jsonl                one line per finished epoch
+      curves.png                   loss and accuracy per epoch
+      model.pt                     the final weights (state dict), when done
+
+Rerunning with the same run folder resumes from the newest complete
+checkpoint and ends with the same weights as an uninterrupted run (same
+device, seed and thread count): shuffling is seeded per epoch and every
+random state is saved with the checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+from drivelab._atomic import atomic_write
+from drivelab.errors import CheckpointError, RecipeError
+from drivelab.train._checkpoint import load_latest_checkpoint, save_checkpoint
+from drivelab.train._device import pick_device
+from drivelab.train._metrics import EpochMetrics, plot_curves, read_metrics, write_metrics
+from drivelab.train._mnist import MNIST_MEAN, MNIST_STD, load_mnist
+from drivelab.train._recipes import Recipe, get_recipe
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainEvent",
+    "RunStarted",
+    "CheckpointSkipped",
+    "BatchProgress",
+    "EpochEnd",
+    "train",
+]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What a run trains. ``None`` means the recipe's default."""
+
+    dataset_root: Path
+    run_dir: Path
+    recipe: str = "fast"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 1
+    device: str = "auto"
+    limit_train: int | None = None
+    """Train on the first N training images only (smoke tests)."""
+    resume: bool = True
+    keep_checkpoints: int = 2
+
+    def identity(self) -> dict:
+        """The settings a resumed run must share with the run it continues."""
+        return {
+            "recipe": self.recipe,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "seed": self.seed,
+            "limit_train": self.limit_train,
+        }
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_dir: Path
+    recipe: str
+    device: str
+    epochs: int
+    start_epoch: int
+    """Epochs already done (0 for a fresh run, N when resumed from epoch N)."""
+    checkpoint: Path | None
+
+
+@dataclass(frozen=True)
+class CheckpointSkipped:
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    epoch: int
+    step: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    metrics: EpochMetrics
+    checkpoint: Path
+
+
+TrainEvent = RunStarted | CheckpointSkipped | BatchProgress | EpochEnd
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    recipe: str
+    device: str
+    epochs: int
+    resumed_from: int | None
+    history: list[EpochMetrics] = field(default_factory=list)
+    skipped_checkpoints: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def final_accuracy(self) -> float | None:
+        return self.history[-1].test_accuracy if self.history else None
+
+    @property
+    def best_accuracy(self) -> float | None:
+        return max((m.test_accuracy for m in self.history), default=None)
+
+    def to_dict(self) -> dict:
+        return {
+            "run_dir": str(self.run_dir),
+            "recipe": self.recipe,
+            "device": self.device,
+            "epochs": self.epochs,
+            "resumed_from": self.resumed_from,
+            "final_accuracy": self.final_accuracy,
+            "best_accuracy": self.best_accuracy,
+            "history": [m.to_dict() for m in self.history],
+            "skipped_checkpoints": [{"path": str(p), "reason": r} for p, r in self.skipped_checkpoints],
+        }
+
+
+class _PerSample(torch.utils.data.Dataset):
+    """The classic per-sample pipeline: one uint8 image -> normalized float tensor."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        image = self.images[i].float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
+        return image, self.labels[i]
+
+
+def _ema_with_warmup(decay: float):
+    """An EMA whose decay ramps up as ``(1 + n) / (10 + n)`` towards ``decay``.
+
+    Early (random) weights fade out within a few hundred steps, so the average
+    is already useful after one short epoch. The weight is computed on the
+    device: no host sync per step.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        if not torch.is_floating_point(averaged[0]):  # BatchNorm's batch counters
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(c)
+            return
+        n = num_averaged.to(averaged[0].dtype)
+        keep = torch.clamp((1 + n) / (10 + n), max=decay)
+        torch._foreach_mul_(averaged, keep)
+        torch._foreach_add_(averaged, torch._foreach_mul(current, 1 - keep))
+
+    return update
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
+
+
+class _Run:
+    """The state of one run between epochs."""
+
+    def __init__(self, config: TrainConfig, recipe: Recipe, device: torch.device) -> None:
+        self.config, self.recipe, self.device = config, recipe, device
+        self.epochs = config.epochs or recipe.epochs
+        self.batch_size = config.batch_size or recipe.batch_size
+        data = load_mnist(config.dataset_root)
+        train_images, train_labels = data.train_images, data.train_labels
+        if config.limit_train:
+            train_images, train_labels = train_images[: config.limit_train], train_labels[: config.limit_train]
+        self.n_train = len(train_labels)
+        self.steps_per_epoch = -(-self.n_train // self.batch_size)
+        memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
+
+        torch.manual_seed(config.seed)
+        self.model = recipe.build_model().to(device, memory_format=memory_format)
+        self.optimizer, self.scheduler, self.step_per_batch = recipe.build_optimizer(
+            self.model, self.steps_per_epoch, self.epochs, config.lr
+        )
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=_ema_with_warmup(recipe.ema_decay), use_buffers=True)
+            if recipe.ema_decay
+            else None
+        )
+
+        if recipe.pipeline == "tensor":
+            self.train_x = self._to_device(train_images, memory_format)
+            self.train_y = train_labels.to(device)
+        else:
+            self.train_set = _PerSample(train_images, train_labels)
+        self.test_x = self._to_device(data.test_images, memory_format)
+        self.test_y = data.test_labels.to(device)
+
+    def _to_device(self, images: torch.Tensor, memory_format) -> torch.Tensor:
+        x = images.to(self.device).float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
+        return x.contiguous(memory_format=memory_format)
+
+    def _batches(self, epoch: int):
+        generator = torch.Generator().manual_seed(_epoch_seed(self.config.seed, epoch))
+        if self.recipe.pipeline == "tensor":
+            order = torch.randperm(self.n_train, generator=generator).to(self.device)
+            for start in range(0, self.n_train, self.batch_size):
+                index = order[start : start + self.batch_size]
+                yield self.train_x[index], self.train_y[index]
+        else:
+            loader = torch.utils.data.DataLoader(
+                self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator
+            )
+            for images, labels in loader:
+                yield images.to(self.device), labels.to(self.device)
+
+    def train_epoch(self, epoch: int, progress: Callable[[TrainEvent], None] | None) -> torch.Tensor:
+        self.model.train()
+        total = torch.zeros((), device=self.device)
+        report_every = max(1, self.steps_per_epoch // 50)
+        for step, (images, labels) in enumerate(self._batches(epoch), start=1):
+            loss = F.cross_entropy(self.model(images), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.step_per_batch:
+                self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            # Summed on the device: reading it back every step would stall the pipeline.
+            total += loss.detach() * len(labels)
+            if progress and step % report_every == 0:
+                progress(BatchProgress(epoch, step, self.steps_per_epoch))
+        if not self.step_per_batch:
+            self.scheduler.step()
+        return total / self.n_train
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        model = self.eval_model
+        model.eval()
+        loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        size = self.recipe.test_batch_size
+        for start in range(0, len(self.test_y), size):
+            images, labels = self.test_x[start : start + size], self.test_y[start : start + size]
+            logits = model(images)
+            loss += F.cross_entropy(logits, labels, reduction="sum")
+            correct += (logits.argmax(1) == labels).sum()
+        n = len(self.test_y)
+        return loss.item() / n, 100.0 * correct.item() / n
+
+    def state(self, elapsed: float) -> dict:
+        state = {
+            "config": self.config.identity(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "elapsed": elapsed,
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def restore(self, state: dict) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if self.ema is not None:
+                self.ema.load_state_dict(state["ema"])
+            torch.set_rng_state(state["rng_cpu"])
+            if self.device.type == "cuda" and "rng_cuda" in state:
+                torch.cuda.set_rng_state_all(state["rng_cuda"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(
+                f"the checkpoint does not fit this run: {exc}",
+                hint="start a new run (another --run name), or pass --no-resume",
+            ) from exc
+
+
+def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = None) -> TrainResult:
+    """Train ``config.recipe`` on MNIST into ``config.run_dir``; see the module doc.
+
+    ``progress`` receives :data:`TrainEvent` objects (never required).
+    Raises :class:`DrivelabError` subclasses for bad data, recipes or devices.
+    """
+    recipe = get_recipe(config.recipe)
+    if config.epochs is not None and config.epochs < 1:
+        raise RecipeError(f"epochs must be at least 1, not {config.epochs}")
+    if config.batch_size is not None and config.batch_size < 1:
+        raise RecipeError(f"batch size must be at least 1, not {config.batch_size}")
+    device = pick_device(config.device)
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics_file = run_dir / "metrics.jsonl"
+
+    run = _Run(config, recipe, device)
+    result = TrainResult(run_dir, recipe.name, str(device), run.epochs, resumed_from=None)
+
+    start_epoch, elapsed, checkpoint = 0, 0.0, None
+    if config.resume:
+        loaded = load_latest_checkpoint(run_dir)
+        for path, reason in loaded.skipped:
+            result.skipped_checkpoints.append((path, reason))
+            if progress:
+                progress(CheckpointSkipped(path, reason))
+        if loaded.state is not None:
+            saved = loaded.state.get("config", {})
+            if saved != config.identity():
+                differing = sorted(k for k in saved.keys() | config.identity().keys() if saved.get(k) != config.identity().get(k))
+                raise CheckpointError(
+                    f"{run_dir} holds a run with other settings ({', '.join(differing)})",
+                    hint="rerun with the same settings to resume, or use another --run name",
+                )
+            run.restore(loaded.state)
+            start_epoch, elapsed, checkpoint = int(loaded.state["epoch"]), float(loaded.state["elapsed"]), loaded.path
+            result.resumed_from = start_epoch
+    # Epochs after the checkpoint will be trained again: their old lines go.
+    result.history = [m for m in read_metrics(metrics_file) if m.epoch <= start_epoch] if start_epoch else []
+    write_metrics(metrics_file, result.history)
+    if progress:
+        progress(RunStarted(run_dir, recipe.name, str(device), run.epochs, start_epoch, checkpoint))
+
+    for epoch in range(start_epoch + 1, run.epochs + 1):
+        started = time.perf_counter()
+        lr = run.optimizer.param_groups[0]["lr"]
+        train_loss = run.train_epoch(epoch, progress).item()
+        test_loss, accuracy = run.evaluate()
+        seconds = time.perf_counter() - started
+        elapsed += seconds
+        metrics = EpochMetrics(epoch, train_loss, test_loss, accuracy, seconds, elapsed, lr)
+        path = save_checkpoint(run_dir, epoch, run.state(elapsed), keep=config.keep_checkpoints)
+        result.history.append(metrics)
+        write_metrics(metrics_file, result.history)
+        plot_curves(run_dir / "curves.png", result.history, title=f"MNIST, recipe {recipe.name}")
+        if progress:
+            progress(EpochEnd(metrics, path))
+
+    if result.history and not (run_dir / "curves.png").exists():
+        plot_curves(run_dir / "curves.png", result.history, title=f"MNIST, recipe {recipe.name}")
+    with atomic_write(run_dir / "model.pt") as fh:
+        torch.save(run.eval_model.state_dict(), fh)
+    return result

@@ -1,0 +1,43 @@
+"""Shared fixtures: loopback MNIST mirrors (no test ever reaches the internet)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+# So `import mirror_server` works under any pytest import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mirror_server import DEFAULT_DIRECTORY, MirrorServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mnist_mirror() -> Iterator[MirrorServer]:
+    """A well-behaved loopback mirror serving the real MNIST .gz files at ``.url``.
+
+    Shared by the whole session: do not reconfigure it, and do not count its
+    requests (other tests use it too); use ``make_mirror`` for that.
+    """
+    if not DEFAULT_DIRECTORY.is_dir():
+        pytest.skip(f"MNIST test files not found at {DEFAULT_DIRECTORY}")
+    with MirrorServer() as server:
+        yield server
+
+
+@pytest.fixture
+def make_mirror() -> Iterator[Callable[..., MirrorServer]]:
+    """Factory: ``make_mirror(corrupt=..., missing=..., drop_after=...)`` -> a started
+    :class:`MirrorServer` of this test alone, closed when the test ends."""
+    servers: list[MirrorServer] = []
+
+    def make(**options: object) -> MirrorServer:
+        server = MirrorServer(**options).start()  # type: ignore[arg-type]
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
