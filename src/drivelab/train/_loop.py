@@ -62,6 +62,8 @@ class TrainConfig:
     """Train on the first N training images only (smoke tests)."""
     resume: bool = True
     keep_checkpoints: int = 2
+    stop_at_accuracy: float | None = None
+    """Stop after the first epoch whose test accuracy reaches this (percent)."""
 
     def identity(self) -> dict:
         """The settings a resumed run must share with the run it continues."""
@@ -361,6 +363,8 @@ def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = N
         plot_curves(run_dir / "curves.png", result.history, title=f"MNIST, recipe {recipe.name}")
         if progress:
             progress(EpochEnd(metrics, path))
+        if config.stop_at_accuracy is not None and accuracy >= config.stop_at_accuracy:
+            break
 
     if result.history and not (run_dir / "curves.png").exists():
         plot_curves(run_dir / "curves.png", result.history, title=f"MNIST, recipe {recipe.name}")

@@ -47,7 +47,7 @@ def _reference_optimizer(model: nn.Module, steps_per_epoch: int, epochs: int, lr
 
 
 def _fast_optimizer(model: nn.Module, steps_per_epoch: int, epochs: int, lr: float | None) -> OptimizerSetup:
-    max_lr = lr or 0.1
+    max_lr = lr or 0.2
     optimizer = torch.optim.SGD(model.parameters(), lr=max_lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=max_lr, total_steps=steps_per_epoch * epochs, pct_start=0.25

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up everything, then run the main job: drivelab demo [DIR] [options].
+#   scripts/demo.sh                     workspace ./drivelab-demo
+#   scripts/demo.sh ~/lab --epochs 3
+# Offline? Point DRIVELAB_MNIST_MIRROR at a folder or server holding the MNIST .gz files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+exec .venv/bin/drivelab demo "$@"

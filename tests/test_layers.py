@@ -1,0 +1,53 @@
+"""The architecture holds: imports point down the layers; only the CLI knows typer and rich."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "drivelab"
+
+# Lower rank = lower layer. A module may import its own layer or lower ones.
+RANK = {"core": 0, "runtime": 1, "drive": 1, "data": 1, "train": 2, "jobs": 3, "lab": 3, "cli": 4}
+CLI_ONLY = {"typer", "rich", "click"}
+
+
+def layer_of(module: str) -> str:
+    if module == "drivelab.__main__":  # `python -m drivelab` is the CLI's front door
+        return "cli"
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in RANK else "core"
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+MODULES = sorted(p for p in SRC.rglob("*.py") if "_seed" not in p.parts)
+
+
+def test_every_layer_is_a_package():
+    for layer in RANK:
+        if layer != "core":
+            assert (SRC / layer / "__init__.py").is_file(), layer
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_point_down(path):
+    module = "drivelab." + ".".join(path.relative_to(SRC).with_suffix("").parts)
+    own = layer_of(module)
+    for name in imports_of(path):
+        top = name.split(".")[0]
+        if top == "drivelab":
+            target = layer_of(name)
+            assert RANK[target] < RANK[own] or target == own or target == "core", f"{module} imports {name}"
+        elif own != "cli":
+            assert top not in CLI_ONLY, f"{module} imports {name}: only the CLI may"
