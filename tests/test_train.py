@@ -181,3 +181,9 @@ def test_sigkill_mid_training_then_rerun_resumes_exactly(dataset_root, tmp_path)
         torch.load(ws.runs / "whole" / "model.pt", weights_only=True),
         torch.load(run / "model.pt", weights_only=True),
     )
+
+
+def test_recipe_names_match_the_registry():
+    from drivelab.train import RECIPE_NAMES, RECIPES
+
+    assert set(RECIPE_NAMES) == set(RECIPES) and RECIPE_NAMES[0] == "fast"

@@ -167,7 +167,6 @@ def test_main_script_is_kept_when_its_origin_is_unknown(tmp_path, seeds_text):
     assert (tmp_path / MAIN).read_bytes() == mine
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a seeds.json holding valid JSON that is not an object crashes init")
 def test_seeds_file_that_is_not_an_object_is_ignored(tmp_path):
     init_workspace(tmp_path)
     (tmp_path / ".drivelab" / "seeds.json").write_text("[]\n")
@@ -243,3 +242,10 @@ def test_find_workspace_without_one_raises_with_a_hint(tmp_path, monkeypatch):
     monkeypatch.chdir(empty)
     with pytest.raises(WorkspaceError):
         find_workspace()
+
+
+def test_something_in_the_way_of_main_script_is_a_clear_error(tmp_path):
+    (tmp_path / "drive" / "colab" / "main.py").mkdir(parents=True)
+    with pytest.raises(WorkspaceError, match="in the way") as info:
+        init_workspace(tmp_path)
+    assert info.value.hint

@@ -122,9 +122,13 @@ def init_workspace(root: Path | str, *, force: bool = False) -> InitResult:
             seeds = json.loads(ws.seeds_file.read_text())
         except (OSError, ValueError):
             seeds = {}
+        if not isinstance(seeds, dict):
+            seeds = {}
     for rel, resource in SEED_FILES.items():
         target = root / rel
         data = _seed_bytes(resource)
+        if target.exists() and not target.is_file():
+            raise WorkspaceError(f"{target} is in the way: it should be a file", hint="move it aside, then run `drivelab init` again")
         if not target.exists():
             write_bytes_atomic(target, data)
             result.created.append(rel)

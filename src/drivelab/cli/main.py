@@ -29,7 +29,7 @@ _debug = False
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"drivelab {__version__}")
+        print(f"drivelab {__version__}")
         raise typer.Exit()
 
 

@@ -8,46 +8,64 @@
 
 Recipes: ``reference`` (the classic PyTorch example, the baseline) and
 ``fast`` (the default: the quickest honest way to >= 99% test accuracy).
+
+Names are imported on first use, so that ``import drivelab.train`` (and the
+CLI) stays fast: PyTorch loads only when something that needs it is touched.
 """
 
-from drivelab.train._checkpoint import list_checkpoints, load_latest_checkpoint
-from drivelab.train._device import pick_device
-from drivelab.train._loop import (
-    BatchProgress,
-    CheckpointSkipped,
-    EpochEnd,
-    RunStarted,
-    TrainConfig,
-    TrainEvent,
-    TrainResult,
-    train,
-)
-from drivelab.train._metrics import EpochMetrics, plot_curves, read_metrics
-from drivelab.train._mnist import MnistTensors, load_mnist
-from drivelab.train._models import FastNet, ReferenceNet
-from drivelab.train._recipes import RECIPES, Recipe, get_recipe, recipe_names
+from __future__ import annotations
 
-__all__ = [
-    "train",
-    "TrainConfig",
-    "TrainResult",
-    "TrainEvent",
-    "RunStarted",
-    "CheckpointSkipped",
-    "BatchProgress",
-    "EpochEnd",
-    "EpochMetrics",
-    "read_metrics",
-    "plot_curves",
-    "load_latest_checkpoint",
-    "list_checkpoints",
-    "pick_device",
-    "load_mnist",
-    "MnistTensors",
-    "FastNet",
-    "ReferenceNet",
-    "Recipe",
-    "RECIPES",
-    "get_recipe",
-    "recipe_names",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+RECIPE_NAMES = ("fast", "reference")
+"""The registered recipes, the default first (kept equal to ``RECIPES``' keys)."""
+
+_EXPORTS = {
+    "_checkpoint": ["list_checkpoints", "load_latest_checkpoint"],
+    "_device": ["pick_device"],
+    "_loop": ["BatchProgress", "CheckpointSkipped", "EpochEnd", "RunStarted", "TrainConfig", "TrainEvent", "TrainResult", "train"],
+    "_metrics": ["EpochMetrics", "plot_curves", "read_metrics"],
+    "_mnist": ["MnistTensors", "load_mnist"],
+    "_models": ["FastNet", "ReferenceNet"],
+    "_recipes": ["RECIPES", "Recipe", "get_recipe"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = ["RECIPE_NAMES", "recipe_names", *_WHERE]
+
+
+def recipe_names() -> list[str]:
+    return list(RECIPE_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'drivelab.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"drivelab.train.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from drivelab.train._checkpoint import list_checkpoints, load_latest_checkpoint
+    from drivelab.train._device import pick_device
+    from drivelab.train._loop import (
+        BatchProgress,
+        CheckpointSkipped,
+        EpochEnd,
+        RunStarted,
+        TrainConfig,
+        TrainEvent,
+        TrainResult,
+        train,
+    )
+    from drivelab.train._metrics import EpochMetrics, plot_curves, read_metrics
+    from drivelab.train._mnist import MnistTensors, load_mnist
+    from drivelab.train._models import FastNet, ReferenceNet
+    from drivelab.train._recipes import RECIPES, Recipe, get_recipe

@@ -90,7 +90,8 @@ def _verify(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     if actual != expected:
         return None, f"SHA-256 {actual[:12]}... does not match the recorded {expected[:12]}... (truncated or corrupt)"
     try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        # weights_only: a checkpoint on a shared drive must not be able to run code.
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # a checkpoint that does not unpickle is skipped, whatever the cause
         return None, f"cannot be loaded: {exc}"
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:

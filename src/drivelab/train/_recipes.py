@@ -17,7 +17,7 @@ from torch import nn
 from drivelab.errors import RecipeError
 from drivelab.train._models import FastNet, ReferenceNet
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "recipe_names"]
+__all__ = ["Recipe", "RECIPES", "get_recipe"]
 
 # (optimizer, scheduler, step_per_batch)
 OptimizerSetup = tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, bool]
@@ -79,10 +79,6 @@ RECIPES: dict[str, Recipe] = {
         ema_decay=0.999,
     ),
 }
-
-
-def recipe_names() -> list[str]:
-    return list(RECIPES)
 
 
 def get_recipe(name: str) -> Recipe:

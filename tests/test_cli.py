@@ -1,0 +1,343 @@
+"""The ``drivelab`` command and ``drive/colab/main.py``, run as real subprocesses.
+
+Every run gets a controlled environment: no ``DRIVELAB_*`` variable unless a
+test sets it, a wide terminal (so messages are not wrapped), no colour, and
+loopback exempt from any proxy. Mirrors are loopback servers only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mirror_server import DEFAULT_DIRECTORY, closed_port_url
+
+import drivelab
+from drivelab.workspace import init_workspace
+
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+FIRST_FILE = "train-images-idx3-ubyte"  # fetched first, so the one a dead mirror fails on
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIVELAB_")}
+    for key in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(key, None)
+    env.update(COLUMNS="200", NO_COLOR="1", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    env.update(extra)
+    return env
+
+
+def drivelab_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "drivelab", *args],
+        cwd=cwd,
+        env=child_env(**(env or {})),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def python_script(script: Path | str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=cwd,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def describe(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A fresh, initialised workspace (its root, resolved)."""
+    return init_workspace(tmp_path / "lab").workspace.root
+
+
+# -- help and version --------------------------------------------------------------
+
+
+def test_root_help_lists_the_commands(tmp_path):
+    proc = drivelab_cli("--help", cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    out = proc.stdout
+    assert "Usage: drivelab" in out
+    assert "Colab-style deep-learning workspace" in out
+    for command in ("init", "demo", "data", "--version", "--debug"):
+        assert command in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["init", "--help"], ["Usage: drivelab init", "Create a workspace", "--force", "--json"]),
+        (["demo", "-h"], ["Usage: drivelab demo", "fetch MNIST, train the ConvNet", "--recipe", "reference", "fast", "--epochs", "--mirror"]),
+        (["data", "--help"], ["Usage: drivelab data", "Datasets in drive/dataset", "get"]),
+        (["data", "get", "--help"], ["Usage: drivelab data get", "Download a dataset", "mnist", "--mirror", "--workspace", "--json"]),
+    ],
+    ids=["init", "demo", "data", "data-get"],
+)
+def test_command_help(tmp_path, args, expected):
+    proc = drivelab_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    for text in expected:
+        assert text in proc.stdout, text
+    assert not list(tmp_path.iterdir())  # help creates nothing
+
+
+def test_version(tmp_path):
+    proc = drivelab_cli("--version", cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    # Printed on stderr today (see the report); accept either stream.
+    assert f"drivelab {drivelab.__version__}" in proc.stdout + proc.stderr
+
+
+def test_cli_does_not_import_torch_until_needed(tmp_path):
+    code = "import sys, drivelab.cli.main; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout.strip() == "False"
+
+
+# -- init ----------------------------------------------------------------------------
+
+
+def test_init_json_then_rerun_keep_and_force(tmp_path):
+    root = (tmp_path / "lab").resolve()
+    proc = drivelab_cli("init", "lab", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    doc = json.loads(proc.stdout)  # stdout holds the JSON document and nothing else
+    assert doc["kind"] == "init"
+    assert doc["version"] == 1
+    assert doc["workspace"] == str(root)
+    assert sorted(doc["created"]) == sorted(["drive/colab/main.py", ".drivelab/config.json"])
+    assert doc["updated"] == [] and doc["kept"] == []
+    for rel in ("drive/colab/main.py", "drive/dataset", "drive/runs", ".drivelab/config.json"):
+        assert (root / rel).exists(), rel
+
+    # Human output goes to stderr; an edited main.py is kept and says how to replace it.
+    main = root / "drive" / "colab" / "main.py"
+    main.write_text("print('mine')\n")
+    proc = drivelab_cli("init", "lab", cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    assert proc.stdout == ""
+    assert "Workspace ready" in proc.stderr and str(root) in proc.stderr
+    assert "kept" in proc.stderr and "--force" in proc.stderr
+    assert main.read_text() == "print('mine')\n"
+
+    proc = drivelab_cli("init", str(root), "--force", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    doc = json.loads(proc.stdout)
+    assert doc["updated"] == ["drive/colab/main.py"]
+    assert doc["created"] == [] and doc["kept"] == []
+    assert main.read_text() != "print('mine')\n"
+    assert "def main(" in main.read_text()
+
+
+def test_init_on_a_file_fails_cleanly(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    proc = drivelab_cli("init", "afile", cwd=tmp_path)
+    assert proc.returncode == 1, describe(proc)
+    assert_no_traceback(proc)
+    assert "error:" in proc.stderr and "not a directory" in proc.stderr
+    assert str((tmp_path / "afile").resolve()) in proc.stderr
+    assert "hint:" in proc.stderr
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+# -- errors a user can cause -------------------------------------------------------------
+
+
+def test_data_get_outside_a_workspace(tmp_path):
+    proc = drivelab_cli("data", "get", "mnist", cwd=tmp_path)
+    assert proc.returncode == 1, describe(proc)
+    assert_no_traceback(proc)
+    assert "no drivelab workspace" in proc.stderr
+    assert str(tmp_path.resolve()) in proc.stderr
+    assert "hint:" in proc.stderr and "drivelab init" in proc.stderr
+    assert proc.stdout == ""
+    assert not list(tmp_path.iterdir())  # nothing created, nothing downloaded
+
+
+def test_debug_switch_shows_the_traceback(tmp_path):
+    proc = drivelab_cli("--debug", "data", "get", "mnist", cwd=tmp_path)
+    assert proc.returncode == 1, describe(proc)
+    assert "Traceback" in proc.stderr
+    assert "no drivelab workspace" in proc.stderr
+
+
+def test_demo_with_an_unknown_recipe(tmp_path):
+    proc = drivelab_cli("demo", "--recipe", "nope", cwd=tmp_path)
+    assert proc.returncode != 0, describe(proc)
+    assert_no_traceback(proc)
+    assert "nope" in proc.stderr
+    assert "reference" in proc.stderr and "fast" in proc.stderr
+    assert not (tmp_path / "drivelab-demo").exists()  # rejected before any work
+
+
+def test_dead_mirror_is_reported_and_leaves_nothing(workspace):
+    dead = closed_port_url()
+    # Run from inside drive/colab, with no -w: the workspace is found by walking up.
+    proc = drivelab_cli("data", "get", "mnist", "--mirror", dead, cwd=workspace / "drive" / "colab")
+    assert proc.returncode == 1, describe(proc)
+    assert_no_traceback(proc)
+    assert "no drivelab workspace" not in proc.stderr
+    assert f"could not download {FIRST_FILE}" in proc.stderr
+    assert f"{dead}{FIRST_FILE}.gz: connection refused" in proc.stderr
+    assert "hint:" in proc.stderr and "--mirror" in proc.stderr
+    raw = workspace / "drive" / "dataset" / "MNIST" / "raw"
+    assert not (raw / FIRST_FILE).exists()
+    leftovers = sorted(p.name for p in raw.iterdir()) if raw.exists() else []
+    assert not [n for n in leftovers if n in MNIST_MD5], leftovers
+
+
+def test_environment_picks_workspace_and_mirror(workspace, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    dead = closed_port_url()
+    proc = drivelab_cli(
+        "data", "get", "mnist", "-q",
+        cwd=elsewhere,
+        env={"DRIVELAB_WORKSPACE": str(workspace), "DRIVELAB_MNIST_MIRROR": dead},
+    )
+    assert proc.returncode == 1, describe(proc)
+    assert_no_traceback(proc)
+    assert "no drivelab workspace" not in proc.stderr  # found through DRIVELAB_WORKSPACE
+    assert f"{dead}{FIRST_FILE}.gz" in proc.stderr  # tried the mirror from DRIVELAB_MNIST_MIRROR
+    assert "ossci-datasets" not in proc.stderr  # and not the public defaults
+
+
+def test_unknown_dataset_names_the_known_ones(workspace):
+    proc = drivelab_cli("data", "get", "imagenet", "-w", str(workspace), cwd=workspace.parent)
+    assert proc.returncode == 1, describe(proc)
+    assert_no_traceback(proc)
+    assert "unknown dataset 'imagenet'" in proc.stderr
+    assert "known datasets: mnist" in proc.stderr
+    assert not (workspace / "drive" / "dataset" / "imagenet").exists()
+
+
+# -- data get ------------------------------------------------------------------------------
+
+
+def test_data_get_json_downloads_then_finds_present(workspace, mnist_mirror):
+    args = ("data", "get", "mnist", "-w", str(workspace), "--mirror", mnist_mirror.url, "--json")
+    raw = workspace / "drive" / "dataset" / "MNIST" / "raw"
+
+    proc = drivelab_cli(*args, cwd=workspace.parent)
+    assert proc.returncode == 0, describe(proc)
+    doc = json.loads(proc.stdout)
+    assert doc["kind"] == "data.get" and doc["version"] == 1
+    assert doc["dataset"] == "mnist"
+    assert doc["raw_dir"] == str(raw)
+    assert sorted(f["name"] for f in doc["files"]) == sorted(MNIST_MD5)
+    for f in doc["files"]:
+        assert f["status"] == "downloaded", f
+        assert f["source"] == f"{mnist_mirror.url}{f['name']}.gz"
+        assert f["bytes_downloaded"] == (DEFAULT_DIRECTORY / f"{f['name']}.gz").stat().st_size
+        assert f["failed_attempts"] == []
+    for name, digest in MNIST_MD5.items():
+        assert md5(raw / name) == digest, name
+    assert sorted(p.name for p in raw.iterdir()) == sorted(MNIST_MD5)  # no temporary files left
+
+    again = drivelab_cli(*args, cwd=workspace.parent)
+    assert again.returncode == 0, describe(again)
+    doc = json.loads(again.stdout)
+    assert [f["status"] for f in doc["files"]] == ["present"] * 4
+    assert all(f["source"] is None and f["bytes_downloaded"] == 0 for f in doc["files"])
+
+
+# -- drive/colab/main.py, run as a user would -------------------------------------------------
+
+
+def test_seed_script_rejects_an_unknown_recipe(workspace):
+    proc = python_script(workspace / "drive" / "colab" / "main.py", "--recipe", "nope", cwd=workspace)
+    assert proc.returncode == 2, describe(proc)
+    assert_no_traceback(proc)
+    assert "invalid choice: 'nope'" in proc.stderr
+    assert "reference" in proc.stderr and "fast" in proc.stderr
+    assert not (workspace / "drive" / "dataset" / "MNIST").exists()  # nothing fetched
+
+
+def test_seed_script_reports_a_dead_mirror(workspace):
+    dead = closed_port_url()
+    proc = python_script(workspace / "drive" / "colab" / "main.py", "--mirror", dead, "--run", "r1", cwd=workspace)
+    assert proc.returncode == 2, describe(proc)
+    assert_no_traceback(proc)
+    assert "error: could not download" in proc.stderr
+    assert f"{dead}{FIRST_FILE}.gz: connection refused" in proc.stderr
+    assert "hint:" in proc.stderr
+    assert not (workspace / "drive" / "runs" / "r1" / "metrics.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_seed_script_downloads_and_trains(tmp_path, mnist_mirror):
+    init_workspace(tmp_path / "lab")
+    proc = python_script(
+        "lab/drive/colab/main.py", "--epochs", "1", "--limit-train", "3000", "--run", "r1", "--mirror", mnist_mirror.url,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, describe(proc)
+    assert "Test accuracy" in proc.stdout
+    drive = tmp_path / "lab" / "drive"
+    raw = drive / "dataset" / "MNIST" / "raw"
+    for name, digest in MNIST_MD5.items():
+        assert md5(raw / name) == digest, name
+    run = drive / "runs" / "r1"
+    assert (run / "ckpt-epoch0001.pt").is_file()
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    # Paths come from the script's place on the drive, not from the cwd.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lab"]
+
+
+# -- the demo, end to end -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path, mnist_mirror):
+    proc = drivelab_cli("demo", "lab", "--epochs", "1", "--mirror", mnist_mirror.url, "--json", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, describe(proc)
+    assert_no_traceback(proc)
+    doc = json.loads(proc.stdout)  # the script's own lines went to stderr, not here
+    root = (tmp_path / "lab").resolve()
+    assert doc["kind"] == "demo" and doc["version"] == 1
+    assert doc["workspace"] == str(root)
+    assert doc["recipe"] == "fast"
+    assert doc["epochs"] == 1 and len(doc["history"]) == 1
+    assert doc["final_accuracy"] >= 97.0
+    assert "Test accuracy" in proc.stderr
+
+    run = Path(doc["run_dir"])
+    assert run.parent == root / "drive" / "runs"
+    assert Path(doc["curves"]) == run / "curves.png"
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 1 and metrics[0]["epoch"] == 1
+    assert metrics[0]["test_accuracy"] == doc["final_accuracy"]
+    assert (run / "ckpt-epoch0001.pt").is_file()
+    assert (root / "drive" / "colab" / "main.py").is_file()
