@@ -194,6 +194,10 @@ class _Run:
         if config.limit_train:
             train_images, train_labels = train_images[: config.limit_train], train_labels[: config.limit_train]
         self.n_train = len(train_labels)
+        dtype = (recipe.autocast or {}).get(device.type)
+        if dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            dtype = None
+        self.autocast_dtype = dtype
         self.steps_per_epoch = -(-self.n_train // self.batch_size)
         memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
 
@@ -239,7 +243,8 @@ class _Run:
         total = torch.zeros((), device=self.device)
         report_every = max(1, self.steps_per_epoch // 50)
         for step, (images, labels) in enumerate(self._batches(epoch), start=1):
-            loss = F.cross_entropy(self.model(images), labels)
+            with self._autocast():
+                loss = F.cross_entropy(self.model(images), labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -255,6 +260,9 @@ class _Run:
             self.scheduler.step()
         return total / self.n_train
 
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
     @property
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
@@ -268,7 +276,8 @@ class _Run:
         size = self.recipe.test_batch_size
         for start in range(0, len(self.test_y), size):
             images, labels = self.test_x[start : start + size], self.test_y[start : start + size]
-            logits = model(images)
+            with self._autocast():
+                logits = model(images).float()
             loss += F.cross_entropy(logits, labels, reduction="sum")
             correct += (logits.argmax(1) == labels).sum()
         n = len(self.test_y)
