@@ -14,6 +14,9 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     ├── TrainError
     │   ├── RecipeError         unknown recipe or bad training option
     │   └── CheckpointError     a checkpoint that cannot be read or written
+    ├── SetupError              the PyTorch runtime could not be planned, installed or verified
+    │   ├── PlanError           no PyTorch build fits, or an override that cannot work
+    │   └── InstallError        the installer (pip or uv) failed
     └── JobError                a script run as a job failed
 """
 
@@ -30,6 +33,9 @@ __all__ = [
     "RecipeError",
     "CheckpointError",
     "JobError",
+    "SetupError",
+    "PlanError",
+    "InstallError",
 ]
 
 
@@ -102,3 +108,15 @@ class CheckpointError(TrainError):
 
 class JobError(DrivelabError):
     """A script run as a job exited with an error."""
+
+
+class SetupError(DrivelabError):
+    """The PyTorch runtime could not be planned, installed or verified."""
+
+
+class PlanError(SetupError):
+    """No PyTorch build fits this machine, or an override asks for one that cannot work."""
+
+
+class InstallError(SetupError):
+    """The installer (pip or uv) failed; the message names its log."""

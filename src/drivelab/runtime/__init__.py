@@ -1,4 +1,44 @@
-"""What this machine is and which PyTorch build fits it (plan, install, verify).
+"""What this machine is, and which PyTorch build fits it: plan -> install -> verify.
 
-Not built yet: ``drivelab.train.pick_device`` covers choosing a device today.
+::
+
+    from drivelab.runtime import detect_machine, plan_torch_install, verify_torch
+    machine = detect_machine()              # probes only; never imports torch
+    plan = plan_torch_install(machine)      # offline, from the release table
+    report = verify_torch(machine)          # imports torch in a fresh interpreter
+
+Every probe of the machine goes through one injectable :class:`Probe`
+(``SystemProbe`` for the real machine, ``RecordedProbe`` for recorded outputs).
+Names load on first use, so probing stays fast.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "_model": ["MachineInfo", "SystemInfo", "NvidiaInfo", "NvidiaGpu", "AmdInfo", "AmdGpu", "MpsInfo", "XpuInfo", "TorchInstall"],
+    "_probe": ["Probe", "SystemProbe", "RecordedProbe", "CommandResult"],
+    "_detect": ["detect_machine"],
+    "_releases": ["RELEASES", "TorchRelease", "Backend"],
+    "_plan": ["TorchPlan", "plan_torch_install"],
+    "_install": ["InstallResult", "install_torch"],
+    "_verify": ["Check", "VerifyReport", "verify_torch"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'drivelab.runtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"drivelab.runtime.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
