@@ -15,41 +15,44 @@ callable as the events below.
 
 from __future__ import annotations
 
-from drivelab.data._events import (
-    AttemptFailed,
-    BytesReceived,
-    FileDone,
-    FileStarted,
-    FileStatus,
-    ProgressCallback,
-    ProgressEvent,
-)
-from drivelab.data._mnist import (
-    DEFAULT_MNIST_MIRRORS,
-    MNIST_MIRROR_ENV,
-    get_mnist,
-    mnist_raw_dir,
-    resolve_mirrors,
-)
-from drivelab.data._registry import get_dataset, known_datasets
-from drivelab.data._results import FailedAttempt, FetchResult, FileResult
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "get_dataset",
-    "known_datasets",
-    "get_mnist",
-    "mnist_raw_dir",
-    "resolve_mirrors",
-    "MNIST_MIRROR_ENV",
-    "DEFAULT_MNIST_MIRRORS",
-    "FetchResult",
-    "FileResult",
-    "FailedAttempt",
-    "FileStatus",
-    "ProgressEvent",
-    "ProgressCallback",
-    "FileStarted",
-    "BytesReceived",
-    "AttemptFailed",
-    "FileDone",
-]
+_EXPORTS = {
+    "_events": ["AttemptFailed", "BytesReceived", "FileDone", "FileStarted", "FileStatus", "ProgressCallback", "ProgressEvent"],
+    "_mnist": ["DEFAULT_MNIST_MIRRORS", "MNIST_MIRROR_ENV", "get_mnist", "mnist_raw_dir", "resolve_mirrors"],
+    "_registry": ["get_dataset", "known_datasets"],
+    "_results": ["FailedAttempt", "FetchResult", "FileResult"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    # Names load on first use: listing datasets must not pay for the HTTP client.
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'drivelab.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"drivelab.data.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from drivelab.data._events import (
+        AttemptFailed,
+        BytesReceived,
+        FileDone,
+        FileStarted,
+        FileStatus,
+        ProgressCallback,
+        ProgressEvent,
+    )
+    from drivelab.data._mnist import DEFAULT_MNIST_MIRRORS, MNIST_MIRROR_ENV, get_mnist, mnist_raw_dir, resolve_mirrors
+    from drivelab.data._registry import get_dataset, known_datasets
+    from drivelab.data._results import FailedAttempt, FetchResult, FileResult

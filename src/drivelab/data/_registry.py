@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from drivelab.data._events import ProgressCallback
-from drivelab.data._mnist import get_mnist
-from drivelab.data._results import FetchResult
 from drivelab.errors import UnknownDatasetError
+
+if TYPE_CHECKING:
+    from drivelab.data._events import ProgressCallback
+    from drivelab.data._results import FetchResult
 
 __all__ = ["get_dataset", "known_datasets"]
 
-_GETTERS: dict[str, Callable[..., FetchResult]] = {
-    "mnist": get_mnist,
+# name -> "module:function"; imported on use, so listing names costs nothing.
+_GETTERS: dict[str, str] = {
+    "mnist": "drivelab.data._mnist:get_mnist",
 }
 
 
@@ -33,10 +36,12 @@ def get_dataset(
 
     Raises :class:`UnknownDatasetError` for a name not in :func:`known_datasets`.
     """
-    getter = _GETTERS.get(name.strip().lower())
-    if getter is None:
+    target = _GETTERS.get(name.strip().lower())
+    if target is None:
         raise UnknownDatasetError(
             f"unknown dataset {name!r}",
             hint="known datasets: " + ", ".join(known_datasets()),
         )
+    module, function = target.split(":")
+    getter = getattr(importlib.import_module(module), function)
     return getter(Path(dataset_root), mirrors=mirrors, progress=progress)

@@ -4,9 +4,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from drivelab.cli._output import DownloadBars, console, emit_json
+from drivelab.cli._output import console, emit_json
 from drivelab.cli.commands._common import JsonOption, WorkspaceOption, workspace_from
-from drivelab.data import get_dataset, known_datasets
+from drivelab.data import known_datasets
 
 app = typer.Typer(help="Datasets in drive/dataset.", no_args_is_help=True)
 
@@ -29,6 +29,9 @@ def get(
 
     Example: drivelab data get mnist --mirror file:///data/mnist/
     """
+    from drivelab.cli._progress import DownloadBars
+    from drivelab.data import get_dataset
+
     ws = workspace_from(workspace)
     with DownloadBars(enabled=not quiet) as bars:
         result = get_dataset(name, ws.dataset, mirrors=mirror or None, progress=bars)

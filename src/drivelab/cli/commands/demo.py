@@ -6,9 +6,8 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from drivelab.cli._output import DownloadBars, console, emit_json
+from drivelab.cli._output import console, emit_json
 from drivelab.cli.commands._common import JsonOption
-from drivelab.jobs import DemoStage, run_demo
 from drivelab.train import recipe_names
 
 _STAGES = {"init": "1/3 Workspace", "data": "2/3 MNIST", "train": "3/3 Training"}
@@ -35,6 +34,9 @@ def demo(
     """
     if recipe not in recipe_names():
         raise typer.BadParameter(f"unknown recipe {recipe!r}; choose one of: {', '.join(recipe_names())}", param_hint="--recipe")
+
+    from drivelab.cli._progress import DownloadBars
+    from drivelab.jobs import DemoStage, run_demo
 
     def stage(event: DemoStage) -> None:
         console.rule(f"[bold]{_STAGES[event.name]}[/]  {escape(event.detail)}", align="left")
