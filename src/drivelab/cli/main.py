@@ -9,7 +9,7 @@ import typer
 
 from drivelab import __version__
 from drivelab.cli._output import console, show_error
-from drivelab.cli.commands import data, demo, init
+from drivelab.cli.commands import data, demo, doctor, init, runtime, setup
 from drivelab.errors import DrivelabError
 
 app = typer.Typer(
@@ -22,7 +22,10 @@ app = typer.Typer(
 )
 app.command("init")(init.init)
 app.command("demo")(demo.demo)
+app.command("runtime")(runtime.runtime)
 app.add_typer(data.app, name="data")
+app.add_typer(setup.app, name="setup")
+app.command("doctor")(doctor.doctor)
 
 _debug = False
 

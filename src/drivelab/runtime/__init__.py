@@ -21,7 +21,7 @@ _EXPORTS = {
     "_model": ["MachineInfo", "SystemInfo", "NvidiaInfo", "NvidiaGpu", "AmdInfo", "AmdGpu", "MpsInfo", "XpuInfo", "TorchInstall"],
     "_probe": ["Probe", "SystemProbe", "RecordedProbe", "CommandResult"],
     "_detect": ["detect_machine"],
-    "_releases": ["RELEASES", "TorchRelease", "Backend"],
+    "_releases": ["RELEASES", "TorchRelease", "Backend", "refresh_releases"],
     "_plan": ["TorchPlan", "plan_torch_install"],
     "_install": ["InstallResult", "install_torch"],
     "_verify": ["Check", "VerifyReport", "verify_torch"],

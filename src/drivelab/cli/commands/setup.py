@@ -1,0 +1,196 @@
+"""``drivelab setup torch``: plan, install and verify the PyTorch build that fits this machine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+
+from drivelab.cli._output import console, emit_json
+from drivelab.cli.commands._common import JsonOption
+from drivelab.errors import SetupError
+
+if TYPE_CHECKING:  # runtime modules load inside the command: `--dry-run` must start fast
+    from drivelab.runtime import MachineInfo, TorchPlan, VerifyReport
+
+app = typer.Typer(help="Set up the runtime: the PyTorch build that fits this machine.", no_args_is_help=True)
+
+MachineOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--machine",
+        help="Use a recorded machine description (the JSON of `drivelab runtime --json`) instead of probing this one.",
+        show_default=False,
+    ),
+]
+
+
+def load_machine(machine_file: Path | None) -> MachineInfo:
+    """The machine to plan for: a recorded description, else this machine, probed."""
+    if machine_file is not None:
+        from drivelab.runtime._serial import machine_from_dict
+
+        try:
+            data = json.loads(machine_file.read_text(encoding="utf-8"))
+            return machine_from_dict(data)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise SetupError(
+                f"cannot read the machine description {machine_file}: {exc}",
+                hint="pass the JSON written by `drivelab runtime --json`",
+            ) from exc
+    try:
+        from drivelab.runtime import detect_machine
+    except ImportError as exc:
+        raise SetupError(
+            "probing this machine is not available in this drivelab build",
+            hint="pass --machine FILE with a recorded machine description",
+        ) from exc
+    return detect_machine()
+
+
+def render_plan(plan: TorchPlan, *, title: str = "PyTorch plan") -> None:
+    kind = plan.backend
+    if plan.cuda:
+        kind += f" (CUDA {plan.cuda})"
+    elif plan.rocm:
+        kind += f" (ROCm {plan.rocm})"
+    elif plan.backend == "default":
+        kind += " (PyPI's build)"
+    console.print(f"[bold]{title}[/]")
+    console.print(f"  backend   {escape(kind)}")
+    if plan.find_links:
+        console.print(f"  wheels    {escape(plan.find_links)}  (offline, --no-index)")
+    else:
+        console.print(f"  index     {escape(plan.index_url or '')}")
+    console.print(f"  install   {escape('  '.join(plan.requirements()))}", soft_wrap=True)
+    console.print(f"  why       {escape(plan.explanation)}", soft_wrap=True)
+    for warning in plan.warnings:
+        console.print(f"  [yellow]warning[/]   {escape(warning)}", soft_wrap=True)
+
+
+def render_report(report: VerifyReport) -> None:
+    for check in report.checks:
+        mark = "[green]ok  [/]" if check.ok else "[bold red]FAIL[/]"
+        console.print(f"  {mark} {escape(check.name):<18} {escape(check.detail)}", soft_wrap=True)
+        if not check.ok and check.fix:
+            console.print(f"       [yellow]fix:[/] {escape(check.fix)}", soft_wrap=True)
+    failed = len(report.failures)
+    if report.ok:
+        console.print(f"[bold green]PyTorch works here[/] ({report.torch}, {report.python})")
+    else:
+        console.print(f"[bold red]{failed} problem{'s' if failed != 1 else ''} found[/] in the PyTorch of {escape(report.python)}")
+
+
+def _confirm(yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise SetupError("not installing without confirmation", hint="add --yes to install without a prompt, or --dry-run to only plan")
+    if not typer.confirm("Install it?", default=True, err=True):
+        raise typer.Exit(1)
+
+
+@app.command("torch")
+def torch(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only plan: print what would be installed and why.")] = False,
+    json_output: JsonOption = False,
+    backend: Annotated[
+        Optional[str],
+        typer.Option("--backend", help="Force a build: cpu, cu126, cu130, rocm7.2, xpu, ... (default: $DRIVELAB_TORCH_BACKEND, else chosen for this machine).", show_default=False),
+    ] = None,
+    torch_version: Annotated[
+        Optional[str], typer.Option("--torch", metavar="VERSION", help="Force a torch release: 2.13 or 2.13.0 (default: the newest that fits).", show_default=False)
+    ] = None,
+    index_url: Annotated[
+        Optional[str], typer.Option("--index-url", metavar="URL", help="Install from this index (a mirror of the build's index) instead of download.pytorch.org.", show_default=False)
+    ] = None,
+    find_links: Annotated[
+        Optional[Path], typer.Option("--find-links", metavar="DIR", help="Install offline from a folder of wheels (--no-index).", show_default=False)
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Install without asking.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Read the index first, to learn releases newer than drivelab's table.")] = False,
+    reinstall: Annotated[bool, typer.Option("--reinstall", help="Reinstall the torch family even if the planned builds are in place (a damaged install).")] = False,
+    installer: Annotated[str, typer.Option("--installer", help="pip, uv, or auto (uv when on PATH).")] = "auto",
+    machine_file: MachineOption = None,
+) -> None:
+    """Install the PyTorch that fits this machine's GPU, driver and Python, then prove it works.
+
+    Plans torch, torchvision and torchaudio as one matching set from one index
+    (the driver must support the build's CUDA version and every GPU must have
+    kernels in it), installs them with pip or uv, and verifies them in a fresh
+    interpreter: devices seen, a matmul and a conv on each, torchvision's ops.
+
+    Examples: drivelab setup torch --dry-run;  drivelab setup torch --yes;
+    drivelab setup torch --find-links ./wheels --yes
+    """
+    from drivelab.runtime import plan_torch_install
+
+    machine = load_machine(machine_file)
+    releases = None
+    refresh_notes: list[str] = []
+    if refresh:
+        from drivelab.runtime._releases import DEFAULT_INDEX_ROOT, refresh_releases
+
+        root = DEFAULT_INDEX_ROOT if not index_url else index_url
+        result = refresh_releases(root)
+        releases = result.releases
+        refresh_notes = list(result.notes)
+    plan = plan_torch_install(
+        machine,
+        backend=backend,
+        torch_version=torch_version,
+        index_url=index_url,
+        find_links=find_links,
+        releases=releases,
+    )
+    if dry_run:
+        if json_output:
+            emit_json("setup.torch", {"dry_run": True, "plan": plan.to_dict(), "refresh": refresh_notes})
+            return
+        for note in refresh_notes:
+            console.print(f"[dim]{escape(note)}[/]")
+        render_plan(plan)
+        return
+
+    if machine_file is not None:
+        raise SetupError("--machine plans for a recorded machine; it cannot install there", hint="add --dry-run")
+    from drivelab.runtime import install_torch, verify_torch
+
+    if installer not in ("auto", "pip", "uv"):
+        raise typer.BadParameter("choose pip, uv or auto", param_hint="--installer")
+    render_plan(plan)
+    _confirm(yes)
+    workspace = _workspace_or_none()
+    console.rule("[bold]Installing[/]", align="left")
+    installed = install_torch(
+        plan,
+        installer=installer,
+        workspace=workspace,
+        reinstall=reinstall,
+        on_line=lambda line: console.print(f"[dim]{escape(line)}[/]", soft_wrap=True),
+    )
+    for note in installed.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    console.print(f"Installer log: {installed.log}")
+    console.rule("[bold]Verifying[/]", align="left")
+    report = verify_torch(machine)
+    if json_output:
+        emit_json("setup.torch", {"dry_run": False, "plan": plan.to_dict(), "install": installed.to_dict(), "verify": report.to_dict(), "ok": report.ok})
+    else:
+        render_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _workspace_or_none() -> Any:
+    from drivelab.errors import WorkspaceError
+    from drivelab.workspace import find_workspace
+
+    try:
+        return find_workspace(None)
+    except WorkspaceError:
+        return None

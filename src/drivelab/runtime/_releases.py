@@ -1,0 +1,806 @@
+"""The PyTorch releases drivelab knows, offline: versions, builds, and what each build runs on.
+
+One :class:`TorchRelease` per torch version holds the matching torchvision and
+torchaudio, the Python versions with wheels, and one :class:`Backend` per build
+("cpu", "cu130", "rocm7.2", "xpu", "default") and platform: the CUDA or ROCm
+version, the GPU architectures its kernels were compiled for, and the oldest
+NVIDIA driver that runs it.
+
+The table is kept by hand from public sources, named next to each fact:
+
+[matrix]   pytorch/pytorch RELEASE.md, "Release Compatibility Matrix" (Python range,
+           stable/experimental CUDA, ROCm per release) and, for 2.12-2.14, its
+           "PyTorch CUDA Support Matrix" (architectures per CUDA build, x86 and aarch64).
+[arch]     pytorch/pytorch .ci/manywheel/build_cuda.sh at the release tags (the
+           TORCH_CUDA_ARCH_LIST the wheels are built with): v2.6.0 ... v2.11.0; before
+           2.6 the same script in pytorch/builder. "+PTX" marks the one arch also
+           shipped as PTX.
+[wheel]    torch.cuda.get_arch_list() of installed 2.11.0 cu126/cu128/cu130 wheels
+           (a public report that checked the build script against the wheels).
+[rocm]     pytorch/pytorch .ci/docker/manywheel/build.sh, PYTORCH_ROCM_ARCH per ROCm
+           generation.
+[driver]   NVIDIA CUDA Toolkit release notes, table "CUDA Toolkit and Corresponding
+           Driver Versions" (Linux x86_64, GA releases).
+[versions] pytorch.org get-started/previous-versions and install commands published
+           for each release (torch / torchvision / torchaudio triples); torchaudio's
+           last release is 2.11.0 and "supports torch>=2.11" (pytorch/audio#4212), so
+           torch 2.12+ pairs with torchaudio 2.11.0, on the builds 2.11 had.
+
+Where a fact could not be established the table says so and errs on the side
+of *not* promising a build: an arch left out makes drivelab pick another build,
+an arch wrongly claimed would install kernels that do not run.
+
+:func:`refresh_releases` reads a PEP 503/691 simple index when online and
+merges what it lists (versions, builds, Python tags, platforms) into the table.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+__all__ = [
+    "Backend",
+    "TorchRelease",
+    "RELEASES",
+    "MACOS_X86_64_LAST",
+    "TABLE_DATE",
+    "DEFAULT_INDEX_ROOT",
+    "PYPI_INDEX",
+    "KNOWN_BACKENDS",
+    "RefreshResult",
+    "refresh_releases",
+    "WheelFile",
+    "parse_wheel",
+    "scan_wheels",
+    "platform_key",
+    "parse_backend",
+    "index_url_for",
+    "kernel_runs",
+    "cuda_for_driver",
+    "min_driver_for_cuda",
+    "find_release",
+    "expected_torchaudio",
+]
+
+TABLE_DATE = "2026-11"
+DEFAULT_INDEX_ROOT = "https://download.pytorch.org/whl"
+PYPI_INDEX = "https://pypi.org/simple"
+
+CC = tuple[int, int]
+
+
+# ----------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One build of one release on some platforms: what its wheels need and carry."""
+
+    name: str
+    """The index name and local version tag: ``"cu130"``, ``"rocm7.2"``, ``"xpu"``,
+    ``"cpu"``; ``"default"`` is PyPI's build (no local tag)."""
+    kind: str
+    """``"cuda"``, ``"rocm"``, ``"xpu"``, ``"cpu"`` or ``"default"``."""
+    platforms: tuple[str, ...]
+    """Where these wheels exist: ``"linux_x86_64"``, ``"linux_aarch64"``,
+    ``"windows_x86_64"``, ``"macos_arm64"``, ``"macos_x86_64"``."""
+    version: tuple[int, ...] | None = None
+    """The CUDA or ROCm version, e.g. ``(13, 0)``."""
+    sm: tuple[CC, ...] = ()
+    """Compute capabilities with compiled kernels (cubins)."""
+    ptx: tuple[CC, ...] = ()
+    """Compute capabilities also shipped as PTX, which the driver JIT-compiles for
+    any newer GPU (never an older one)."""
+    gfx: tuple[str, ...] = ()
+    """ROCm: the LLVM targets the wheels carry."""
+    min_driver: str | None = None
+    """CUDA: the oldest NVIDIA Linux driver for this CUDA version (GA)."""
+    experimental: bool = False
+    """Listed as experimental for its release in PyTorch's compatibility matrix."""
+    note: str = ""
+
+    @property
+    def version_text(self) -> str | None:
+        return ".".join(map(str, self.version)) if self.version else None
+
+    def serves(self, cc: CC) -> bool:
+        """Whether a GPU of compute capability ``cc`` finds kernels in these wheels."""
+        return kernel_runs(cc, self.sm, self.ptx)
+
+    def arch_names(self) -> list[str]:
+        """Like ``torch.cuda.get_arch_list()``: ``["sm_75", ..., "compute_120"]``."""
+        if self.kind == "rocm":
+            return list(self.gfx)
+        return [f"sm_{a}{b}" for a, b in self.sm] + [f"compute_{a}{b}" for a, b in self.ptx]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "platforms": list(self.platforms),
+            "version": self.version_text,
+            "archs": self.arch_names(),
+            "min_driver": self.min_driver,
+            "experimental": self.experimental,
+        }
+
+
+@dataclass(frozen=True)
+class TorchRelease:
+    """One torch version with the domain libraries that go with it."""
+
+    version: str
+    torchvision: str
+    torchaudio: str | None
+    """None where no torchaudio goes with it."""
+    python: tuple[str, ...]
+    """Python versions with torch and torchvision wheels: ``("3.10", ..., "3.14")``."""
+    backends: tuple[Backend, ...]
+    released: str
+    """Year and month, ``"2026-10"``."""
+    torchaudio_python: tuple[str, ...] | None = None
+    """Python versions torchaudio has wheels for, when not the same as torch's."""
+    torchaudio_backends: frozenset[str] | None = None
+    """Builds torchaudio has, when not the same as torch's."""
+    wheels: Mapping[str, frozenset[tuple[str, str, str]]] | None = None
+    """Learned from an index: package -> {(backend, python tag, platform)}; a
+    backend listed here for a package is known exactly, others follow the table."""
+    source: str = "table"
+
+    @property
+    def line(self) -> str:
+        """The release line, ``"2.14"``."""
+        return ".".join(self.version.split(".")[:2])
+
+    @property
+    def parsed(self) -> Version:
+        return Version(self.version)
+
+    def backend(self, name: str, platform: str) -> Backend | None:
+        for backend in self.backends:
+            if backend.name == name and platform in backend.platforms:
+                return backend
+        return None
+
+    def backend_names(self, platform: str | None = None) -> list[str]:
+        names: list[str] = []
+        for backend in self.backends:
+            if (platform is None or platform in backend.platforms) and backend.name not in names:
+                names.append(backend.name)
+        return names
+
+    def package_version(self, package: str) -> str | None:
+        return {"torch": self.version, "torchvision": self.torchvision, "torchaudio": self.torchaudio}[package]
+
+    def has_wheel(self, package: str, backend: str, python: str, platform: str) -> bool:
+        """Whether ``package`` of this release has a wheel for that build, Python and platform."""
+        tag = python_tag(python)
+        if self.wheels is not None:
+            known = self.wheels.get(package)
+            if known is not None and any(entry[0] == backend for entry in known):
+                return (backend, tag, platform) in known
+        if self.backend(backend, platform) is None:
+            return False
+        if package == "torchaudio":
+            if self.torchaudio is None:
+                return False
+            if self.torchaudio_backends is not None and backend not in self.torchaudio_backends:
+                return False
+            return python in (self.torchaudio_python or self.python)
+        return python in self.python
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "torchvision": self.torchvision,
+            "torchaudio": self.torchaudio,
+            "python": list(self.python),
+            "released": self.released,
+            "backends": [b.to_dict() for b in self.backends],
+            "source": self.source,
+        }
+
+
+# ------------------------------------------------------------------- small helpers
+
+
+def python_tag(python: str) -> str:
+    major, minor = python.split(".")[:2]
+    return f"cp{major}{minor}"
+
+
+def _pythons(first: int, last: int) -> tuple[str, ...]:
+    return tuple(f"3.{minor}" for minor in range(first, last + 1))
+
+
+def _ccs(text: str) -> tuple[tuple[CC, ...], tuple[CC, ...]]:
+    """``"7.5;8.0;12.0+PTX"`` (a TORCH_CUDA_ARCH_LIST) -> (sm, ptx)."""
+    sm: list[CC] = []
+    ptx: list[CC] = []
+    for item in filter(None, text.split(";")):
+        arch, _, suffix = item.partition("+")
+        major, minor = (int(x) for x in arch.split("."))
+        sm.append((major, minor))
+        if suffix == "PTX":
+            ptx.append((major, minor))
+    return tuple(sm), tuple(ptx)
+
+
+def kernel_runs(cc: CC, sm: Iterable[CC], ptx: Iterable[CC] = ()) -> bool:
+    """Whether a GPU of compute capability ``cc`` can run a build with these archs.
+
+    A cubin for X.y runs on X.z with z >= y (same major only): sm_86 serves an
+    RTX 4090 (8.9), sm_60 serves a GTX 1080 (6.1). PTX for X.y is JIT-compiled for
+    any GPU of capability >= X.y, never an older one. (NVIDIA CUDA C Programming
+    Guide, "Binary Compatibility" and "PTX Compatibility".)
+    """
+    major, minor = cc
+    if any(a == major and b <= minor for a, b in sm):
+        return True
+    return any((major, minor) >= p for p in ptx)
+
+
+# NVIDIA driver per CUDA version, Linux x86_64, GA releases [driver].
+_CUDA_DRIVERS: tuple[tuple[CC, str], ...] = (
+    ((11, 0), "450.36.06"),
+    ((11, 1), "455.23"),
+    ((11, 2), "460.27.03"),
+    ((11, 3), "465.19.01"),
+    ((11, 4), "470.42.01"),
+    ((11, 5), "495.29.05"),
+    ((11, 6), "510.39.01"),
+    ((11, 7), "515.43.04"),
+    ((11, 8), "520.61.05"),
+    ((12, 0), "525.60.13"),
+    ((12, 1), "530.30.02"),
+    ((12, 2), "535.54.03"),
+    ((12, 3), "545.23.06"),
+    ((12, 4), "550.54.14"),
+    ((12, 5), "555.42.02"),
+    ((12, 6), "560.28.03"),
+    ((12, 8), "570.26"),
+    ((12, 9), "575.51.03"),
+    ((13, 0), "580.65.06"),
+    ((13, 1), "590.44.01"),
+    ((13, 2), "595.45.04"),
+    ((13, 3), "610.43.02"),
+)
+
+
+def _driver_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def cuda_for_driver(driver_version: str) -> CC | None:
+    """The newest CUDA version an NVIDIA driver runs, from NVIDIA's table; None if unknown.
+
+    Only a fallback: NVML's own answer (``cuda_driver_version``) is better.
+    CUDA's "minor version compatibility" can stretch this, but not for PTX JIT,
+    so drivelab does not count on it.
+    """
+    try:
+        have = _driver_tuple(driver_version)
+    except ValueError:
+        return None
+    if not have:
+        return None
+    best: CC | None = None
+    for cuda, minimum in _CUDA_DRIVERS:
+        if have >= _driver_tuple(minimum):
+            best = cuda
+    return best
+
+
+def min_driver_for_cuda(cuda: Sequence[int]) -> str | None:
+    want = tuple(cuda[:2])
+    for version, minimum in _CUDA_DRIVERS:
+        if version >= want:
+            return minimum
+    return None
+
+
+def platform_key(os_name: str, arch: str) -> str:
+    """``("Linux", "x86_64")`` -> ``"linux_x86_64"``; Windows' ``AMD64`` is ``x86_64``."""
+    os_key = {"linux": "linux", "darwin": "macos", "windows": "windows"}.get(os_name.lower(), os_name.lower())
+    arch_key = {"amd64": "x86_64", "x64": "x86_64", "arm64": "arm64", "aarch64": "aarch64"}.get(arch.lower(), arch.lower())
+    if os_key == "linux" and arch_key == "arm64":
+        arch_key = "aarch64"
+    if os_key == "macos" and arch_key == "aarch64":
+        arch_key = "arm64"
+    return f"{os_key}_{arch_key}"
+
+
+def parse_backend(name: str) -> tuple[str, tuple[int, ...] | None] | None:
+    """``"cu130"`` -> ``("cuda", (13, 0))``; ``"rocm6.2.4"`` -> ``("rocm", (6, 2, 4))``; None if not a backend name."""
+    name = name.strip().lower()
+    if name in ("cpu", "xpu", "default"):
+        return name, None
+    match = re.fullmatch(r"cu(\d{2,3})", name)
+    if match:
+        digits = match.group(1)
+        return "cuda", (int(digits[:-1]), int(digits[-1]))
+    match = re.fullmatch(r"rocm(\d+(?:\.\d+)+)", name)
+    if match:
+        return "rocm", tuple(int(x) for x in match.group(1).split("."))
+    return None
+
+
+def index_url_for(backend: str, root: str = DEFAULT_INDEX_ROOT) -> str:
+    """The one index a build is installed from: ``<root>/<backend>``, or PyPI for ``"default"``."""
+    if backend == "default":
+        return PYPI_INDEX
+    return f"{root.rstrip('/')}/{backend}"
+
+
+# ------------------------------------------------------------------------ the table
+
+_LINUX = ("linux_x86_64",)
+_LINUX_WIN = ("linux_x86_64", "windows_x86_64")
+_ALL_CPU = ("linux_x86_64", "linux_aarch64", "windows_x86_64")
+_MAC = ("macos_arm64",)
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu() -> tuple[Backend, ...]:
+    # CPU wheels: download.pytorch.org/whl/cpu for Linux (x86_64, aarch64) and Windows;
+    # macOS arm64 wheels (MPS built in) come from PyPI, the "default" build.
+    return (
+        Backend("cpu", "cpu", _ALL_CPU),
+        Backend("default", "default", _MAC, note="PyPI's macOS arm64 wheels; MPS built in"),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda(name: str, archs: str, *, experimental: bool = False, aarch64: str | None = None) -> tuple[Backend, ...]:
+    """A CUDA build: Linux x86_64 with ``archs``; Windows with the same archs minus
+    PTX ("+PTX available on linux builds only" [matrix]); Linux aarch64 only where
+    the table knows its arch list."""
+    kind, version = parse_backend(name)  # type: ignore[misc]
+    assert kind == "cuda" and version is not None
+    sm, ptx = _ccs(archs)
+    driver = min_driver_for_cuda(version)
+    out = [
+        Backend(name, "cuda", _LINUX, version, sm, ptx, min_driver=driver, experimental=experimental),
+        Backend(name, "cuda", ("windows_x86_64",), version, sm, (), min_driver=driver, experimental=experimental),
+    ]
+    if aarch64:
+        sm_a, ptx_a = _ccs(aarch64)
+        out.append(Backend(name, "cuda", ("linux_aarch64",), version, sm_a, ptx_a, min_driver=driver, experimental=experimental))
+    return tuple(out)
+
+
+# ROCm targets per generation [rocm]. ROCm 6.0-6.2: the script adds gfx942 from 6.0 to
+# "gfx900;gfx906;gfx908;gfx90a;gfx1030;gfx1100". 6.3/6.4 add gfx1101/1102 and RDNA4
+# (gfx1200/1201); some 6.4 images also list gfx950, not relied on here. 7.0 adds gfx950,
+# gfx1150/1151; 7.1+ adds gfx1103.
+_GFX_60 = ("gfx900", "gfx906", "gfx908", "gfx90a", "gfx942", "gfx1030", "gfx1100")
+_GFX_63 = _GFX_60 + ("gfx1101", "gfx1102", "gfx1200", "gfx1201")
+_GFX_70 = _GFX_63 + ("gfx950", "gfx1150", "gfx1151")
+_GFX_71 = _GFX_70 + ("gfx1103",)
+
+
+@functools.lru_cache(maxsize=None)
+def _rocm(name: str, gfx: tuple[str, ...], *, experimental: bool = False) -> tuple[Backend, ...]:
+    _, version = parse_backend(name)  # type: ignore[misc]
+    return (Backend(name, "rocm", _LINUX, version, gfx=gfx, experimental=experimental),)
+
+
+@functools.lru_cache(maxsize=None)
+def _xpu() -> tuple[Backend, ...]:
+    # Intel GPUs: Linux and Windows wheels at whl/xpu. 2.5 had prototype XPU wheels;
+    # the table starts at 2.6, where they are a supported build (conservative).
+    return (Backend("xpu", "xpu", _LINUX_WIN),)
+
+
+# Arch lists [arch], Linux x86_64, by build and release.
+_A_CU118 = "3.7;5.0;6.0;7.0;7.5;8.0;8.6;9.0"
+_A_CU12X_OLD = "5.0;6.0;7.0;7.5;8.0;8.6;9.0"  # cu121, cu124 (2.4-2.6); the 2.4/2.5 script has
+#   cu124 "9.0+PTX": not relied on (conservative)
+_A_CU126 = "5.0;6.0;7.0;7.5;8.0;8.6;9.0"  # 2.6 -> 2.14: Maxwell to Hopper, no PTX
+_A_CU128_27 = "7.5;8.0;8.6;9.0;10.0;12.0+PTX"  # 2.7: Turing and newer
+_A_CU128_28 = "7.0;7.5;8.0;8.6;9.0;10.0;12.0"  # 2.8-2.10 keep Volta (pytorch#157517), no PTX
+_A_CU129_28 = "7.0;7.5;8.0;8.6;9.0;10.0;12.0+PTX"
+_A_CU130_29 = "7.5;8.0;8.6;9.0;10.0;12.0+PTX"  # 2.9, 2.10
+_A_CU12X_211 = "7.5;8.0;8.6;9.0;10.0;12.0"  # 2.11 cu128 ([arch] + [wheel]); Volta dropped (pytorch#172598)
+_A_CU129_211 = "7.5;8.0;8.6;9.0;10.0;12.0+PTX"
+_A_CU130_211 = "7.5;8.0;8.6;9.0;10.0;12.0"  # 2.11 cu130: no PTX on x86_64 ([wheel])
+_A_CU13X_212 = "7.5;8.0;8.6;9.0;10.0;12.0+PTX"  # 2.12-2.14 cu130/cu132 [matrix]
+# Linux aarch64, 2.12-2.14 [matrix]; earlier aarch64 CUDA builds are left out (not established).
+_A64_CU126 = "8.0;9.0"
+_A64_CU13X = "8.0;9.0;10.0;11.0;12.0+PTX"
+
+
+def _release(
+    version: str,
+    torchvision: str,
+    torchaudio: str | None,
+    python: tuple[str, ...],
+    released: str,
+    *backends: tuple[Backend, ...],
+    torchaudio_python: tuple[str, ...] | None = None,
+    torchaudio_backends: Iterable[str] | None = None,
+) -> TorchRelease:
+    flat = tuple(b for group in backends for b in group)
+    return TorchRelease(
+        version,
+        torchvision,
+        torchaudio,
+        python,
+        flat,
+        released,
+        torchaudio_python=torchaudio_python,
+        torchaudio_backends=frozenset(torchaudio_backends) if torchaudio_backends is not None else None,
+    )
+
+
+def _r24(version: str, tv: str, ta: str, released: str) -> TorchRelease:
+    # 2.4 [matrix]: Python 3.8-3.12; CUDA 11.8, 12.1 stable, 12.4 experimental; ROCm 6.0, 6.1.
+    return _release(
+        version, tv, ta, _pythons(8, 12), released,
+        _cpu(), _cuda("cu118", _A_CU118), _cuda("cu121", _A_CU12X_OLD), _cuda("cu124", _A_CU12X_OLD, experimental=True),
+        _rocm("rocm6.0", _GFX_60), _rocm("rocm6.1", _GFX_60),
+    )  # fmt: skip
+
+
+def _r25(version: str, tv: str, ta: str, released: str) -> TorchRelease:
+    # 2.5 [matrix]: Python 3.9-3.12, 3.13 experimental (Linux wheels exist); CUDA 11.8, 12.1, 12.4; ROCm 6.1, 6.2.
+    return _release(
+        version, tv, ta, _pythons(9, 13), released,
+        _cpu(), _cuda("cu118", _A_CU118), _cuda("cu121", _A_CU12X_OLD), _cuda("cu124", _A_CU12X_OLD),
+        _rocm("rocm6.1", _GFX_60), _rocm("rocm6.2", _GFX_60),
+    )  # fmt: skip
+
+
+def _r27(version: str, tv: str, ta: str, released: str) -> TorchRelease:
+    # 2.7 [matrix]: Python 3.9-3.13; CUDA 11.8, 12.6 stable, 12.8 experimental (first with
+    # Blackwell sm_120); ROCm 6.2.4, 6.3.
+    return _release(
+        version, tv, ta, _pythons(9, 13), released,
+        _cpu(), _cuda("cu118", _A_CU118), _cuda("cu126", _A_CU126), _cuda("cu128", _A_CU128_27, experimental=True),
+        _rocm("rocm6.2.4", _GFX_60), _rocm("rocm6.3", _GFX_63), _xpu(),
+    )  # fmt: skip
+
+
+def _r29(version: str, tv: str, ta: str, released: str) -> TorchRelease:
+    # 2.9 [matrix]: Python 3.10-3.14; CUDA 12.6, 12.8 stable, 13.0 experimental; ROCm 6.3, 6.4.
+    return _release(
+        version, tv, ta, _pythons(10, 14), released,
+        _cpu(), _cuda("cu126", _A_CU126), _cuda("cu128", _A_CU128_28), _cuda("cu130", _A_CU130_29, experimental=True),
+        _rocm("rocm6.3", _GFX_63), _rocm("rocm6.4", _GFX_63), _xpu(),
+    )  # fmt: skip
+
+
+# torchaudio 2.11.0 is the last torchaudio; it has the builds 2.11 had, for Python
+# 3.10-3.14 (cp314 wheels exist on the cu130 index); none for cu132, which came later.
+_TORCHAUDIO_211_BACKENDS = ("cpu", "default", "cu126", "cu128", "cu129", "cu130", "rocm7.1", "rocm7.2", "xpu")
+
+
+def _r212(version: str, tv: str, released: str, python: tuple[str, ...], *, cu132_experimental: bool) -> TorchRelease:
+    # 2.12-2.14 [matrix]: CUDA 12.6 and 13.0 stable, 13.2 experimental (stable in 2.14);
+    # CUDA 12.8 removed. ROCm 7.2 (2.14's "ROCm 7.14" row names AMD's own wheel
+    # repository; download.pytorch.org carries 2.14.x+rocm7.2).
+    return _release(
+        version, tv, "2.11.0", python, released,
+        _cpu(),
+        _cuda("cu126", _A_CU126, aarch64=_A64_CU126),
+        _cuda("cu130", _A_CU13X_212, aarch64=_A64_CU13X),
+        _cuda("cu132", _A_CU13X_212, aarch64=_A64_CU13X, experimental=cu132_experimental),
+        _rocm("rocm7.2", _GFX_71), _xpu(),
+        torchaudio_python=_pythons(10, 14),
+        torchaudio_backends=_TORCHAUDIO_211_BACKENDS,
+    )  # fmt: skip
+
+
+RELEASES: tuple[TorchRelease, ...] = (
+    _r24("2.4.0", "0.19.0", "2.4.0", "2024-07"),
+    _r24("2.4.1", "0.19.1", "2.4.1", "2024-09"),
+    _r25("2.5.0", "0.20.0", "2.5.0", "2024-10"),
+    _r25("2.5.1", "0.20.1", "2.5.1", "2024-10"),
+    # 2.6 [matrix]: CUDA 11.8, 12.4 stable, 12.6 experimental; ROCm 6.1, 6.2.4; XPU.
+    _release(
+        "2.6.0", "0.21.0", "2.6.0", _pythons(9, 13), "2025-01",
+        _cpu(), _cuda("cu118", _A_CU118), _cuda("cu124", _A_CU12X_OLD), _cuda("cu126", _A_CU126, experimental=True),
+        _rocm("rocm6.1", _GFX_60), _rocm("rocm6.2.4", _GFX_60), _xpu(),
+    ),  # fmt: skip
+    _r27("2.7.0", "0.22.0", "2.7.0", "2025-04"),
+    _r27("2.7.1", "0.22.1", "2.7.1", "2025-06"),
+    # 2.8 [matrix]: Python 3.9-3.13; CUDA 12.6, 12.8 stable, 12.9 experimental (CUDA 11.8
+    # dropped); ROCm 6.3, 6.4.
+    _release(
+        "2.8.0", "0.23.0", "2.8.0", _pythons(9, 13), "2025-08",
+        _cpu(), _cuda("cu126", _A_CU126), _cuda("cu128", _A_CU128_28), _cuda("cu129", _A_CU129_28, experimental=True),
+        _rocm("rocm6.3", _GFX_63), _rocm("rocm6.4", _GFX_63), _xpu(),
+    ),  # fmt: skip
+    _r29("2.9.0", "0.24.0", "2.9.0", "2025-10"),
+    _r29("2.9.1", "0.24.1", "2.9.1", "2025-11"),
+    # 2.10 [matrix]: CUDA 12.6, 12.8 stable, 13.0 experimental; ROCm 7.0 and 7.1 (7.1
+    # stable). The 2.10 build script also knows cu129; not in the matrix, left out.
+    _release(
+        "2.10.0", "0.25.0", "2.10.0", _pythons(10, 14), "2026-01",
+        _cpu(), _cuda("cu126", _A_CU126), _cuda("cu128", _A_CU128_28), _cuda("cu130", _A_CU130_29, experimental=True),
+        _rocm("rocm7.0", _GFX_70), _rocm("rocm7.1", _GFX_71), _xpu(),
+    ),  # fmt: skip
+    # 2.11 [matrix] + [wheel]: CUDA 12.6, 12.8, 13.0 stable (cu129 wheels exist too); PyPI's
+    # default Linux build moves to CUDA 13.0; ROCm 7.1, 7.2 (7.2 stable).
+    _release(
+        "2.11.0", "0.26.0", "2.11.0", _pythons(10, 14), "2026-03",
+        _cpu(), _cuda("cu126", _A_CU126), _cuda("cu128", _A_CU12X_211), _cuda("cu129", _A_CU129_211),
+        _cuda("cu130", _A_CU130_211), _rocm("rocm7.1", _GFX_71), _rocm("rocm7.2", _GFX_71), _xpu(),
+    ),  # fmt: skip
+    _r212("2.12.0", "0.27.0", "2026-05", _pythons(10, 14), cu132_experimental=True),
+    _r212("2.12.1", "0.27.1", "2026-06", _pythons(10, 14), cu132_experimental=True),
+    # 2.13/2.14 [matrix]: Python up to 3.15 (3.15t experimental); torchaudio 2.11.0 has no cp315.
+    _r212("2.13.0", "0.28.0", "2026-07", _pythons(10, 15), cu132_experimental=True),
+    _r212("2.14.0", "0.29.0", "2026-09", _pythons(10, 15), cu132_experimental=False),
+    _r212("2.14.1", "0.29.1", "2026-10", _pythons(10, 15), cu132_experimental=False),
+)
+"""Oldest first. 2.13.1 and 2.15 were not established (only nightlies seen): not listed."""
+
+# Intel Macs: PyTorch 2.3 dropped macOS x86_64 wheels, so 2.2.2 (torchvision 0.17.2,
+# torchaudio 2.2.2, Python 3.8-3.12, built against NumPy 1.x) is the last [versions].
+MACOS_X86_64_LAST = TorchRelease(
+    "2.2.2",
+    "0.17.2",
+    "2.2.2",
+    _pythons(8, 12),
+    (Backend("default", "default", ("macos_x86_64",), note="the last release with Intel-Mac wheels"),),
+    "2024-03",
+)
+
+KNOWN_BACKENDS: tuple[str, ...] = tuple(
+    sorted(
+        {b.name for r in RELEASES for b in r.backends} | {"cpu", "default"},
+        key=lambda n: (["cpu", "default", "cuda", "rocm", "xpu"].index(parse_backend(n)[0]), parse_backend(n)[1] or ()),  # type: ignore[index]
+    )
+)
+
+
+def find_release(version: str, releases: Sequence[TorchRelease] = RELEASES) -> TorchRelease | None:
+    """The release for ``"2.13.0"``, or the newest of a line for ``"2.13"``."""
+    exact = [r for r in releases if r.version == version]
+    if exact:
+        return exact[0]
+    line = [r for r in releases if r.line == version]
+    return max(line, key=lambda r: r.parsed) if line else None
+
+
+def expected_torchaudio(torch_version: str, releases: Sequence[TorchRelease] = RELEASES) -> str | None:
+    """The torchaudio version that goes with an installed torch (public version), if known."""
+    release = find_release(torch_version.split("+")[0], releases)
+    return release.torchaudio if release else None
+
+
+# ------------------------------------------------------------------ wheels and index
+
+
+@dataclass(frozen=True)
+class WheelFile:
+    """What a wheel's file name says."""
+
+    filename: str
+    package: str
+    version: str
+    """Public version, ``"2.13.0"``."""
+    backend: str
+    """The local tag (``"cpu"``, ``"cu130"``) or ``"default"`` when there is none."""
+    pythons: frozenset[str]
+    """CPython tags it installs on, ``{"cp311"}``; ``{"py3"}`` for pure wheels."""
+    platforms: frozenset[str]
+    """drivelab platform keys, or ``{"any"}``."""
+
+    @property
+    def full_version(self) -> str:
+        return self.version if self.backend == "default" else f"{self.version}+{self.backend}"
+
+    def fits(self, python: str, platform: str) -> bool:
+        tag = python_tag(python)
+        minor = int(tag[3:])
+        py_ok = (
+            tag in self.pythons
+            or "py3" in self.pythons
+            or any(p.startswith("abi3:cp3") and minor >= int(p[8:]) for p in self.pythons)
+        )
+        return py_ok and (platform in self.platforms or "any" in self.platforms)
+
+
+def _platform_of_tag(tag: str) -> str | None:
+    if tag == "any":
+        return "any"
+    if tag.endswith("x86_64") and ("linux" in tag):
+        return "linux_x86_64"
+    if tag.endswith("aarch64") and "linux" in tag:
+        return "linux_aarch64"
+    if tag == "win_amd64":
+        return "windows_x86_64"
+    if tag.startswith("macosx_"):
+        if tag.endswith("arm64"):
+            return "macos_arm64"
+        if tag.endswith("x86_64"):
+            return "macos_x86_64"
+    return None
+
+
+def parse_wheel(filename: str) -> WheelFile | None:
+    """Parse a torch-family wheel file name; None for anything else."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename  # packaging.tags is slow to import
+
+    try:
+        name, version, _build, tags = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, InvalidVersion):
+        return None
+    pythons: set[str] = set()
+    platforms: set[str] = set()
+    for tag in tags:
+        if tag.abi == "abi3":
+            pythons.add(f"abi3:{tag.interpreter}")
+        else:
+            pythons.add(tag.interpreter)
+        plat = _platform_of_tag(tag.platform)
+        if plat:
+            platforms.add(plat)
+        if tag.platform.startswith("macosx_") and tag.platform.endswith("universal2"):
+            platforms.update({"macos_arm64", "macos_x86_64"})
+    local = version.local
+    return WheelFile(
+        filename=filename,
+        package=str(name),
+        version=version.public,
+        backend=str(local) if local else "default",
+        pythons=frozenset(pythons),
+        platforms=frozenset(platforms),
+    )
+
+
+def scan_wheels(directory: Path) -> list[WheelFile]:
+    """The torch, torchvision and torchaudio wheels in a ``--find-links`` folder."""
+    found = []
+    for path in sorted(directory.glob("*.whl")):
+        wheel = parse_wheel(path.name)
+        if wheel and wheel.package in ("torch", "torchvision", "torchaudio"):
+            found.append(wheel)
+    return found
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    releases: tuple[TorchRelease, ...]
+    online: bool
+    index_url: str
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"online": self.online, "index_url": self.index_url, "notes": list(self.notes), "releases": [r.version for r in self.releases]}
+
+
+_HREF = re.compile(r"""<a\s[^>]*href=["']([^"'#]+)""", re.IGNORECASE)
+
+
+def _filenames_from_page(body: str, content_type: str) -> list[str]:
+    """File names from a PEP 691 JSON page or a PEP 503 HTML page."""
+    from urllib.parse import unquote, urlparse
+
+    if "json" in content_type:
+        import json
+
+        data = json.loads(body)
+        return [entry["filename"] for entry in data.get("files", []) if "filename" in entry]
+    names = []
+    for href in _HREF.findall(body):
+        names.append(unquote(urlparse(href).path.rsplit("/", 1)[-1]))
+    return names
+
+
+def refresh_releases(
+    index_url: str = DEFAULT_INDEX_ROOT,
+    *,
+    releases: Sequence[TorchRelease] = RELEASES,
+    timeout: float = 5.0,
+    client: Any = None,
+) -> RefreshResult:
+    """Merge what a simple index lists into the release table.
+
+    Reads ``<index_url>/torch/``, ``/torchvision/`` and ``/torchaudio/`` (PEP 691
+    JSON when offered, else PEP 503 HTML). For every build the index lists, the
+    Python tags and platforms it has become exact; builds it does not list keep
+    the table's word (a per-build index such as ``.../whl/cu130`` lists only one).
+    Torch versions newer than the table are added when their torchvision is
+    listed too, with the architectures of the newest known release of the same
+    build (marked ``source="index"``).
+
+    Offline (no answer, an HTTP error) this is a no-op that says so in ``notes``.
+    """
+    import httpx
+
+    start = time.perf_counter()
+    base = index_url.rstrip("/")
+    own_client = client is None
+    http = client or httpx.Client(timeout=timeout, follow_redirects=True)
+    pages: dict[str, list[str]] = {}
+    try:
+        for package in ("torch", "torchvision", "torchaudio"):
+            url = f"{base}/{package}/"
+            try:
+                response = http.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
+            except httpx.HTTPError as exc:
+                if package == "torch":
+                    note = f"offline or unreachable ({type(exc).__name__}: {exc}); using the built-in release table of {TABLE_DATE}"
+                    return RefreshResult(tuple(releases), False, index_url, (note,), time.perf_counter() - start)
+                continue
+            if response.status_code != 200:
+                if package == "torch":
+                    note = f"{url} answered HTTP {response.status_code}; using the built-in release table of {TABLE_DATE}"
+                    return RefreshResult(tuple(releases), False, index_url, (note,), time.perf_counter() - start)
+                continue
+            pages[package] = _filenames_from_page(response.text, response.headers.get("content-type", ""))
+    finally:
+        if own_client:
+            http.close()
+    wheels = [w for names in pages.values() for w in map(parse_wheel, names) if w is not None]
+    merged, notes = merge_wheels(releases, wheels)
+    return RefreshResult(merged, True, index_url, tuple(notes), time.perf_counter() - start)
+
+
+def merge_wheels(releases: Sequence[TorchRelease], wheels: Sequence[WheelFile]) -> tuple[tuple[TorchRelease, ...], list[str]]:
+    """The table with what a list of wheels says merged in (see :func:`refresh_releases`)."""
+    by_version: dict[tuple[str, str], dict[str, set[tuple[str, str, str]]]] = {}
+    for wheel in wheels:
+        entries = by_version.setdefault((wheel.package, wheel.version), {})
+        bucket = entries.setdefault(wheel.backend, set())
+        for py in wheel.pythons:
+            tag = py[5:] if py.startswith("abi3:") else py
+            for plat in wheel.platforms:
+                bucket.add((wheel.backend, tag, plat))
+
+    def learned(package: str, version: str | None) -> frozenset[tuple[str, str, str]] | None:
+        if version is None or (package, version) not in by_version:
+            return None
+        return frozenset(e for bucket in by_version[(package, version)].values() for e in bucket)
+
+    notes: list[str] = []
+    out: list[TorchRelease] = []
+    for release in releases:
+        found = {pkg: learned(pkg, release.package_version(pkg)) for pkg in ("torch", "torchvision", "torchaudio")}
+        known = {pkg: entries for pkg, entries in found.items() if entries is not None}
+        out.append(replace(release, wheels=known, source="table+index") if known else release)
+
+    newest = max(releases, key=lambda r: r.parsed) if releases else None
+    new_versions = sorted(
+        {Version(v) for (pkg, v) in by_version if pkg == "torch" and not Version(v).is_prerelease and not Version(v).is_devrelease},
+    )
+    for version in new_versions:
+        if newest is None or version <= newest.parsed:
+            continue
+        # torchvision's minor has stayed torch's minor + 15 since torch 2.0 (0.15).
+        guess = f"0.{version.minor + 15}.{version.micro}"
+        if ("torchvision", guess) not in by_version:
+            notes.append(f"the index lists torch {version} but not torchvision {guess}: not added")
+            continue
+        torch_entries = learned("torch", str(version)) or frozenset()
+        backends = []
+        for name in sorted({e[0] for e in torch_entries}):
+            for template in newest.backends:
+                if template.name == name:
+                    backends.append(replace(template, note=f"architectures assumed from {newest.version}"))
+        audio = [v for (pkg, v) in by_version if pkg == "torchaudio"]
+        audio_version = max(audio, key=Version) if audio else None
+        pythons = sorted({f"3.{int(e[1][3:])}" for e in torch_entries if e[1].startswith("cp3")}, key=lambda p: int(p[2:]))
+        wheels_known = {"torch": torch_entries, "torchvision": learned("torchvision", guess) or frozenset()}
+        if audio_version:
+            wheels_known["torchaudio"] = learned("torchaudio", audio_version) or frozenset()
+        out.append(
+            TorchRelease(
+                str(version), guess, audio_version, tuple(pythons), tuple(backends), "", wheels=wheels_known, source="index"
+            )
+        )
+        notes.append(f"torch {version} is newer than the built-in table: added from the index (architectures assumed from {newest.version})")
+    out.sort(key=lambda r: r.parsed)
+    return tuple(out), notes

@@ -1,0 +1,683 @@
+"""Planning the PyTorch install: the rules, the traps, the overrides, the release table.
+
+Machines are built here as :class:`MachineInfo` values, so no probe runs; the
+release table is drivelab's own (offline). Refreshing the table from an index
+is tested against a loopback server only.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drivelab.errors import PlanError
+from drivelab.runtime import (
+    RELEASES,
+    AmdGpu,
+    AmdInfo,
+    MachineInfo,
+    MpsInfo,
+    NvidiaGpu,
+    NvidiaInfo,
+    SystemInfo,
+    XpuInfo,
+    plan_torch_install,
+)
+from drivelab.runtime._releases import (
+    KNOWN_BACKENDS,
+    MACOS_X86_64_LAST,
+    cuda_for_driver,
+    find_release,
+    kernel_runs,
+    parse_wheel,
+    refresh_releases,
+)
+
+NEWEST = max(RELEASES, key=lambda r: r.parsed)
+
+
+# ---------------------------------------------------------------------- machines
+
+
+def system(python: str = "3.11.7", os: str = "Linux", arch: str = "x86_64") -> SystemInfo:
+    return SystemInfo(os=os, os_release="6.8.0", arch=arch, python_version=python, cpu_cores=8)
+
+
+def nvidia(driver: str | None, cuda: tuple[int, int] | None, *gpus: tuple[str, tuple[int, int] | None], problems: tuple[str, ...] = ()) -> NvidiaInfo:
+    return NvidiaInfo(
+        driver_version=driver,
+        cuda_driver_version=cuda,
+        gpus=tuple(NvidiaGpu(index=i, name=name, memory_mib=16000, compute_capability=cc) for i, (name, cc) in enumerate(gpus)),
+        source="nvml",
+        problems=problems,
+    )
+
+
+def machine(python: str = "3.11.7", **parts) -> MachineInfo:
+    return MachineInfo(system=system(python), **parts)
+
+
+H100 = ("NVIDIA H100 80GB HBM3", (9, 0))
+GTX1080 = ("NVIDIA GeForce GTX 1080", (6, 1))
+RTX3090 = ("NVIDIA GeForce RTX 3090", (8, 6))
+RTX4090 = ("NVIDIA GeForce RTX 4090", (8, 9))
+RTX5090 = ("NVIDIA GeForce RTX 5090", (12, 0))
+V100 = ("Tesla V100-SXM2-16GB", (7, 0))
+T4 = ("Tesla T4", (7, 5))
+K80 = ("Tesla K80", (3, 7))
+
+
+def plan(m: MachineInfo, **kwargs):
+    kwargs.setdefault("env", {})
+    return plan_torch_install(m, **kwargs)
+
+
+def assert_consistent(p) -> None:
+    """One release line, one build, one index."""
+    release = MACOS_X86_64_LAST if p.platform == "macos_x86_64" else find_release(p.torch_release)
+    assert release is not None
+    assert p.packages["torch"].split("+")[0] == release.version
+    if "torchvision" in p.packages:
+        assert p.packages["torchvision"].split("+")[0] == release.torchvision
+    if "torchaudio" in p.packages:
+        assert p.packages["torchaudio"].split("+")[0] == release.torchaudio
+    tags = {v.partition("+")[2] for v in p.packages.values()}
+    untagged = p.backend == "default" or (p.backend == "cpu" and p.platform == "linux_aarch64")
+    assert tags == ({""} if untagged else {p.backend})
+    if p.find_links is None:
+        assert p.index_url is not None
+        assert p.index_url.endswith("/" + p.backend) or (p.backend == "default" and p.index_url == "https://pypi.org/simple")
+    json.dumps(p.to_dict())  # JSON-ready
+    assert p.explanation and "\n" not in p.explanation
+
+
+# ---------------------------------------------------------------------- the rules
+
+
+def test_no_gpu_gets_the_cpu_build_of_the_newest_release():
+    p = plan(machine())
+    assert p.backend == "cpu"
+    assert p.torch_release == NEWEST.version == "2.14.1"
+    assert p.packages == {"torch": "2.14.1+cpu", "torchvision": "0.29.1+cpu", "torchaudio": "2.11.0+cpu"}
+    assert p.index_url == "https://download.pytorch.org/whl/cpu"
+    assert p.warnings == ()
+    assert_consistent(p)
+
+
+def test_h100_on_r580_gets_cu130_of_the_newest_release():
+    p = plan(machine(nvidia=nvidia("580.65.06", (13, 0), H100)))
+    assert (p.backend, p.torch_release, p.cuda) == ("cu130", NEWEST.version, "13.0")
+    assert p.requirements() == ["torch==2.14.1+cu130", "torchvision==0.29.1+cu130", "torchaudio==2.11.0+cu130"]
+    assert p.index_url == "https://download.pytorch.org/whl/cu130"
+    assert "sm_90" in p.archs
+    # Why not cu132: the driver's CUDA 13.0 is too old for it, and the paragraph says so.
+    assert "cu132 needs CUDA 13.2" in p.explanation
+    assert_consistent(p)
+
+
+def test_pascal_on_r580_gets_cu126_because_cu130_has_no_pascal_kernels():
+    # The trap: the driver allows CUDA 13.0, but cu130 (and cu128) carry sm_75 and newer only.
+    p = plan(machine(nvidia=nvidia("580.82.07", (13, 0), GTX1080)))
+    assert p.backend == "cu126"
+    assert p.torch_release == NEWEST.version  # the newest release still ships cu126
+    assert "sm_60" in p.archs  # a cubin for 6.0 runs on 6.1
+    assert "cu130 has kernels for sm_75" in p.explanation and "6.1" in p.explanation
+    assert_consistent(p)
+
+
+def test_rtx5090_on_r570_gets_cu128_the_newest_release_that_has_it():
+    p = plan(machine(nvidia=nvidia("570.86.10", (12, 8), RTX5090)))
+    assert p.backend == "cu128"
+    assert p.torch_release == "2.11.0"  # cu128 was dropped in 2.12; cu130 needs driver 580
+    assert "sm_120" in p.archs
+    assert "driver >= 580.65.06" in p.explanation
+    assert_consistent(p)
+
+
+def test_rtx5090_on_r580_gets_cu130_and_never_cu126():
+    p = plan(machine(nvidia=nvidia("580.65.06", (13, 0), RTX5090)))
+    assert p.backend == "cu130" and p.torch_release == NEWEST.version
+    for driver, cuda in [("575.51.03", (12, 9)), ("570.26", (12, 8))]:
+        assert plan(machine(nvidia=nvidia(driver, cuda, RTX5090))).backend in ("cu128", "cu129")
+
+
+def test_rtx5090_on_a_driver_before_570_has_no_build():
+    p = plan(machine(nvidia=nvidia("560.35.03", (12, 6), RTX5090)))
+    assert p.backend == "cpu"
+    assert any("no cuda build fits" in w.lower() or "no pytorch cuda build" in w.lower() for w in p.warnings)
+
+
+@pytest.mark.parametrize("driver,cuda,gpu", [("470.82.01", (11, 4), K80), ("450.80.02", (11, 0), T4), ("470.256.02", (11, 4), GTX1080)])
+def test_driver_too_old_for_any_cuda_build_plans_cpu_with_an_upgrade_warning(driver, cuda, gpu):
+    p = plan(machine(nvidia=nvidia(driver, cuda, gpu)))
+    assert p.backend == "cpu"
+    assert len(p.warnings) == 1
+    warning = p.warnings[0]
+    assert "driver is too old" in warning and driver in warning
+    assert "upgrade the NVIDIA driver" in warning and "560.28.03" in warning  # what cu126 needs
+    assert_consistent(p)
+
+
+def test_an_old_driver_gets_the_newest_release_with_a_build_it_runs():
+    p = plan(machine(nvidia=nvidia("525.60.13", (12, 0), T4)))
+    assert (p.backend, p.torch_release) == ("cu118", "2.7.1")
+    assert "torch 2.7.1 is the newest release with a build that runs here" in p.explanation
+    # Newest release first, then its best build: 2.7.1's cu118 beats 2.6.0's cu124.
+    p = plan(machine(nvidia=nvidia("550.54.14", (12, 4), RTX4090)))  # sm_86 cubins run on 8.9
+    assert (p.backend, p.torch_release) == ("cu118", "2.7.1")
+    p = plan(machine(nvidia=nvidia("550.54.14", (12, 4), RTX4090)), torch_version="2.6")
+    assert (p.backend, p.torch_release) == ("cu124", "2.6.0")
+
+
+def test_two_gpus_of_different_generations_get_a_build_serving_both():
+    p = plan(machine(nvidia=nvidia("580.65.06", (13, 0), RTX3090, GTX1080)))
+    assert p.backend == "cu126" and p.torch_release == NEWEST.version
+    assert "every GPU here" in p.explanation
+    assert p.warnings == ()
+
+
+def test_volta_and_blackwell_go_back_to_the_last_release_serving_both():
+    p = plan(machine(nvidia=nvidia("580.65.06", (13, 0), RTX5090, V100)))
+    assert (p.backend, p.torch_release) == ("cu128", "2.10.0")  # 2.8-2.10 cu128 kept sm_70
+    assert_consistent(p)
+
+
+def test_gpus_no_build_can_serve_together_get_the_newest_gpu_served_and_a_warning():
+    p = plan(machine(nvidia=nvidia("580.65.06", (13, 0), GTX1080, RTX5090)))
+    assert p.backend == "cu130"
+    (warning,) = p.warnings
+    assert "No PyTorch build has kernels for every GPU" in warning
+    assert "CUDA_VISIBLE_DEVICES=1" in warning and "GTX 1080" in warning
+
+
+def test_driver_version_alone_is_mapped_to_cuda_by_nvidias_table():
+    p = plan(machine(nvidia=nvidia("580.95.05", None, H100)))
+    assert p.backend == "cu130"
+    assert "by NVIDIA's driver table" in p.explanation
+
+
+def test_unknown_compute_capability_gets_the_widest_build_and_a_warning():
+    p = plan(machine(nvidia=nvidia("580.65.06", (13, 0), ("NVIDIA GPU", None))))
+    assert p.backend == "cu126"
+    assert any("compute capability" in w for w in p.warnings)
+
+
+def test_broken_probe_plans_cpu_and_names_the_problem():
+    problem = "nvidia-smi: Failed to initialize NVML: Driver/library version mismatch"
+    p = plan(machine(nvidia=nvidia(None, None, problems=(problem,))))
+    assert p.backend == "cpu"
+    assert any(problem in w for w in p.warnings)
+    assert "see the warnings" in p.explanation
+
+
+@pytest.mark.parametrize("gfx", ["gfx90a", "gfx942", "gfx1100", "gfx90a:sramecc+:xnack-"])
+def test_supported_amd_gpus_get_the_newest_rocm_build(gfx):
+    p = plan(machine(amd=AmdInfo(rocm_version=(6, 4), gpus=(AmdGpu("AMD Instinct", gfx),))))
+    assert p.backend == "rocm7.2" and p.rocm == "7.2"
+    assert p.torch_release == NEWEST.version
+    assert gfx.split(":")[0] in p.explanation
+    assert_consistent(p)
+
+
+@pytest.mark.parametrize("gfx", ["gfx803", "gfx1010", "gfx1031"])
+def test_unsupported_amd_gpu_plans_cpu_with_a_warning(gfx):
+    p = plan(machine(amd=AmdInfo(rocm_version=(6, 4), gpus=(AmdGpu("AMD Radeon", gfx),))))
+    assert p.backend == "cpu"
+    assert any("No PyTorch ROCm build carries" in w and gfx in w for w in p.warnings)
+    if gfx == "gfx1031":
+        assert "HSA_OVERRIDE_GFX_VERSION=10.3.0" in p.warnings[0]
+
+
+def test_apple_silicon_gets_pypis_default_build():
+    m = MachineInfo(system=system(os="Darwin", arch="arm64"), mps=MpsInfo(available=True, macos_version="15.1"))
+    p = plan(m)
+    assert p.backend == "default"
+    assert p.index_url == "https://pypi.org/simple"
+    assert p.packages == {"torch": NEWEST.version, "torchvision": NEWEST.torchvision, "torchaudio": "2.11.0"}
+    assert "MPS" in p.explanation
+    assert_consistent(p)
+
+
+def test_intel_mac_gets_the_last_release_with_intel_mac_wheels():
+    m = MachineInfo(system=system(os="Darwin", arch="x86_64"))
+    p = plan(m)
+    assert p.packages == {"torch": "2.2.2", "torchvision": "0.17.2", "torchaudio": "2.2.2"}
+    assert any("numpy<2" in w for w in p.warnings)
+    with pytest.raises(PlanError, match="Intel Macs") as err:
+        plan(MachineInfo(system=system("3.13.0", os="Darwin", arch="x86_64")))
+    assert "3.12" in err.value.hint
+
+
+def test_intel_gpu_gets_the_xpu_build():
+    p = plan(machine(xpu=XpuInfo(devices=("Intel(R) Arc(TM) A770 Graphics",))))
+    assert p.backend == "xpu" and p.index_url == "https://download.pytorch.org/whl/xpu"
+    assert_consistent(p)
+
+
+def test_nvidia_wins_over_amd_on_a_mixed_machine():
+    p = plan(machine(nvidia=nvidia("580.65.06", (13, 0), H100), amd=AmdInfo((6, 4), (AmdGpu("MI210", "gfx90a"),))))
+    assert p.backend == "cu130"
+    assert any("AMD GPUs are present too" in w for w in p.warnings)
+
+
+# ---------------------------------------------------------------------- Python versions
+
+
+def test_python_without_newest_wheels_gets_the_newest_release_that_has_them():
+    p = plan(machine("3.9.18"))
+    assert p.torch_release == "2.8.0"
+    assert "newest release with wheels for Python 3.9" in p.explanation
+
+
+@pytest.mark.parametrize("python", ["3.7.17", "3.16.0"])
+def test_python_without_any_wheels_is_a_plan_error(python):
+    with pytest.raises(PlanError, match=f"Python {python[:4]}") as err:
+        plan(machine(python))
+    assert err.value.hint
+
+
+def test_python_315_gets_torch_without_torchaudio_and_says_so():
+    p = plan(machine("3.15.0"))
+    assert set(p.packages) == {"torch", "torchvision"}
+    assert any("torchaudio" in w and "3.15" in w for w in p.warnings)
+
+
+# ---------------------------------------------------------------------- overrides
+
+
+GPU_R580 = machine(nvidia=nvidia("580.65.06", (13, 0), H100))
+PASCAL_R580 = machine(nvidia=nvidia("580.82.07", (13, 0), GTX1080))
+
+
+def test_backend_override_and_the_environment_variable():
+    assert plan(GPU_R580, backend="cu126").backend == "cu126"
+    p = plan(GPU_R580, env={"DRIVELAB_TORCH_BACKEND": "cu126"})
+    assert p.backend == "cu126" and p.overrides["backend"] == "cu126 ($DRIVELAB_TORCH_BACKEND)"
+    assert plan(GPU_R580, backend="cpu", env={"DRIVELAB_TORCH_BACKEND": "cu126"}).backend == "cpu"  # the argument wins
+    assert plan(GPU_R580, env={"DRIVELAB_TORCH_BACKEND": "auto"}).backend == "cu130"
+    assert "You asked for the cu126 build" in plan(GPU_R580, backend="cu126").explanation
+
+
+def test_environment_variable_is_read_when_called(monkeypatch):
+    monkeypatch.setenv("DRIVELAB_TORCH_BACKEND", "cpu")
+    assert plan_torch_install(GPU_R580).backend == "cpu"
+    monkeypatch.delenv("DRIVELAB_TORCH_BACKEND")
+    assert plan_torch_install(GPU_R580).backend == "cu130"
+
+
+def test_gpu_build_forced_on_a_machine_without_that_gpu_installs_with_a_warning():
+    p = plan(machine(), backend="cu130")
+    assert p.backend == "cu130"
+    assert any("no NVIDIA GPU was found" in w for w in p.warnings)
+
+
+def test_impossible_overrides_are_plan_errors_with_a_hint():
+    with pytest.raises(PlanError, match="cu130 build .* cannot run on this machine.*6.1") as err:
+        plan(PASCAL_R580, backend="cu130")
+    assert "cu126" in err.value.hint
+    with pytest.raises(PlanError, match="needs CUDA 13.2") as err:
+        plan(machine(nvidia=nvidia("570.86.10", (12, 8), RTX5090)), backend="cu132")
+    assert "cu128" in err.value.hint
+    with pytest.raises(PlanError, match="DRIVELAB_TORCH_BACKEND"):
+        plan(PASCAL_R580, env={"DRIVELAB_TORCH_BACKEND": "cu130"})
+    with pytest.raises(PlanError, match="unknown PyTorch backend 'cu999'") as err:
+        plan(GPU_R580, backend="cu999")
+    assert "cu130" in err.value.hint
+    with pytest.raises(PlanError, match="not a PyTorch build name"):
+        plan(GPU_R580, backend="cuda")
+    with pytest.raises(PlanError, match="torch 2.4.1 has no cu130 build") as err:
+        plan(GPU_R580, torch_version="2.4.1", backend="cu130")
+    assert "cu124" in err.value.hint
+    with pytest.raises(PlanError, match="no wheels for Python 3.13"):
+        plan(machine("3.13.1"), torch_version="2.4.1")
+    with pytest.raises(PlanError, match="not a release drivelab knows"):
+        plan(GPU_R580, torch_version="9.9.9")
+    with pytest.raises(PlanError, match="cannot be used together"):
+        plan(GPU_R580, index_url="https://mirror.example/whl/cu130", find_links="/tmp")
+    with pytest.raises(PlanError, match="rocm7.2 build .* cannot run.*gfx803"):
+        plan(machine(amd=AmdInfo((6, 4), (AmdGpu("RX 580", "gfx803"),))), backend="rocm7.2")
+    with pytest.raises(PlanError, match="macOS arm64"):
+        plan(MachineInfo(system=system(os="Darwin", arch="arm64")), backend="rocm7.2")
+
+
+def test_torch_version_override():
+    p = plan(GPU_R580, torch_version="2.9")
+    assert p.torch_release == "2.9.1" and p.backend == "cu128"  # cu130 was experimental in 2.9
+    p = plan(GPU_R580, torch_version="2.13.0")
+    assert p.requirements()[0] == "torch==2.13.0+cu130"
+    p = plan(GPU_R580, torch_version="2.13.0+cu126")
+    assert (p.backend, p.torch_release) == ("cu126", "2.13.0")
+    with pytest.raises(PlanError, match="asks for the cu126 build but --backend asks for cu130"):
+        plan(GPU_R580, torch_version="2.13.0+cu126", backend="cu130")
+
+
+def test_index_url_override_is_the_one_index_and_can_name_the_build():
+    p = plan(GPU_R580, index_url="https://mirror.example/pytorch/whl/cu126/")
+    assert p.backend == "cu126" and p.index_url == "https://mirror.example/pytorch/whl/cu126/"
+    p = plan(GPU_R580, index_url="https://mirror.example/simple")
+    assert p.backend == "cu130" and p.index_url == "https://mirror.example/simple"
+    with pytest.raises(PlanError, match="index of the cu126 build"):
+        plan(GPU_R580, index_url="https://mirror.example/whl/cu126", backend="cu130")
+
+
+# ---------------------------------------------------------------------- --find-links
+
+
+def touch_wheels(folder: Path, *names: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"")
+    return folder
+
+
+def test_find_links_plans_from_the_wheels_in_the_folder(tmp_path):
+    folder = touch_wheels(
+        tmp_path / "wheels",
+        "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "torch-2.13.0+cpu-cp312-cp312-manylinux_2_28_x86_64.whl",
+        "torchvision-0.28.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "torchvision-0.24.1+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "filelock-3.20.0-py3-none-any.whl",
+    )
+    p = plan(machine(), find_links=folder)
+    assert p.find_links == str(folder) and p.index_url is None
+    assert p.packages == {"torch": "2.13.0+cpu", "torchvision": "0.28.0+cpu"}
+    assert "offline" in p.explanation
+    assert any("torchaudio" in w for w in p.warnings)
+
+
+def test_find_links_leaves_out_a_torchvision_of_another_release(tmp_path):
+    folder = touch_wheels(
+        tmp_path / "wheels",
+        "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl",
+        "torchvision-0.24.1+cpu-py3-none-any.whl",
+    )
+    p = plan(machine(), find_links=folder)
+    assert p.packages == {"torch": "2.13.0+cpu"}
+    assert any("torchvision 0.24.1+cpu" in w and "would not match torch 2.13.0" in w for w in p.warnings)
+
+
+def test_find_links_without_a_fitting_gpu_build_falls_back_to_what_is_there(tmp_path):
+    folder = touch_wheels(tmp_path / "w", "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
+    p = plan(GPU_R580, find_links=folder)
+    assert p.backend == "cpu"
+    assert p.warnings
+
+
+def test_find_links_errors(tmp_path):
+    with pytest.raises(PlanError, match="no such folder"):
+        plan(machine(), find_links=tmp_path / "missing")
+    with pytest.raises(PlanError, match="holds no torch wheel"):
+        plan(machine(), find_links=touch_wheels(tmp_path / "empty", "numpy-2.0.0-cp311-cp311-manylinux_2_28_x86_64.whl"))
+    folder = touch_wheels(tmp_path / "py312", "torch-2.13.0+cpu-cp312-cp312-manylinux_2_28_x86_64.whl")
+    with pytest.raises(PlanError, match="fits Python 3.11"):
+        plan(machine(), find_links=folder)
+
+
+# ---------------------------------------------------------------------- every plan
+
+
+@pytest.mark.parametrize(
+    "m",
+    [
+        machine(),
+        GPU_R580,
+        PASCAL_R580,
+        machine("3.10.4", nvidia=nvidia("535.104.05", (12, 2), V100)),
+        machine("3.12.1", nvidia=nvidia("595.45.04", (13, 2), RTX5090, RTX4090)),
+        machine("3.13.0", nvidia=nvidia("570.124.06", (12, 8), T4)),
+        machine("3.14.0", amd=AmdInfo((7, 2), (AmdGpu("RX 7900 XTX", "gfx1100"), AmdGpu("RX 7900 XTX", "gfx1100")))),
+        MachineInfo(system=system("3.12.0", arch="aarch64"), nvidia=nvidia("580.65.06", (13, 0), ("NVIDIA GH200", (9, 0)))),
+        MachineInfo(system=system("3.12.0", os="Windows", arch="AMD64"), nvidia=nvidia("581.57", (13, 0), RTX4090)),
+    ],
+    ids=["cpu", "h100", "pascal", "volta-535", "5090+4090-595", "t4-570", "rdna3x2", "gh200-aarch64", "windows-4090"],
+)
+def test_every_plan_is_one_consistent_set(m):
+    p = plan(m)
+    assert_consistent(p)
+    if m.nvidia and p.backend.startswith("cu"):
+        release = find_release(p.torch_release)
+        backend = release.backend(p.backend, p.platform)
+        assert backend.version <= m.nvidia.cuda_driver_version
+        assert all(backend.serves(g.compute_capability) for g in m.nvidia.gpus)
+
+
+def test_aarch64_cpu_pins_without_the_build_tag():
+    p = plan(MachineInfo(system=system("3.12.0", arch="aarch64")))
+    assert p.backend == "cpu" and p.packages["torch"] == NEWEST.version
+
+
+# ---------------------------------------------------------------------- the table
+
+
+def test_release_table_facts():
+    versions = [r.parsed for r in RELEASES]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    assert RELEASES[0].version == "2.4.0" and NEWEST.version == "2.14.1"
+    for release in RELEASES:
+        minor = release.parsed.minor
+        assert release.torchvision == f"0.{minor + 15}.{release.parsed.micro}"
+        assert release.backend("cpu", "linux_x86_64") is not None
+        assert release.torchaudio == (release.version if minor <= 11 else "2.11.0")
+        for backend in release.backends:
+            assert backend.name in KNOWN_BACKENDS
+            if backend.kind == "cuda":
+                assert backend.min_driver and list(backend.sm) == sorted(backend.sm)
+                if backend.name == "cu126":  # Maxwell to Hopper, everywhere on x86_64
+                    assert backend.platforms != ("linux_x86_64",) or backend.sm == ((5, 0), (6, 0), (7, 0), (7, 5), (8, 0), (8, 6), (9, 0))
+                if backend.name in ("cu130", "cu132"):
+                    assert not backend.serves((6, 1)) and not backend.serves((7, 0)) and backend.serves((12, 0))
+                if backend.name in ("cu128", "cu129") and "linux_x86_64" in backend.platforms:
+                    assert backend.serves((12, 0)) and not backend.serves((6, 1))
+    assert find_release("2.13").version == "2.13.0" and find_release("2.12").version == "2.12.1"
+    assert {"cu126", "cu130", "cu132", "rocm7.2", "xpu"} <= set(NEWEST.backend_names("linux_x86_64"))
+    assert "cu128" not in NEWEST.backend_names()
+
+
+@pytest.mark.parametrize(
+    "cc,sm,ptx,runs",
+    [
+        ((6, 1), [(6, 0)], [], True),  # same major, newer minor
+        ((8, 9), [(8, 0), (8, 6)], [], True),
+        ((8, 6), [(8, 9)], [], False),  # a cubin never runs on an older minor
+        ((12, 0), [(9, 0)], [], False),  # nor on another major
+        ((12, 1), [(12, 0)], [(12, 0)], True),
+        ((10, 3), [(9, 0)], [(9, 0)], True),  # PTX JIT runs forward
+        ((7, 5), [(8, 0)], [(12, 0)], False),  # never backward
+    ],
+)
+def test_kernel_compatibility(cc, sm, ptx, runs):
+    assert kernel_runs(cc, sm, ptx) is runs
+
+
+def test_driver_to_cuda():
+    assert cuda_for_driver("580.65.06") == (13, 0)
+    assert cuda_for_driver("570.86.10") == (12, 8)
+    assert cuda_for_driver("470.82.01") == (11, 4)
+    assert cuda_for_driver("595.58.03") == (13, 2)
+    assert cuda_for_driver("390.1") is None
+    assert cuda_for_driver("weird") is None
+
+
+def test_wheel_names():
+    w = parse_wheel("torch-2.13.0+cu130-cp312-cp312-manylinux_2_28_x86_64.whl")
+    assert (w.package, w.version, w.backend, set(w.pythons), set(w.platforms)) == ("torch", "2.13.0", "cu130", {"cp312"}, {"linux_x86_64"})
+    assert parse_wheel("torch-2.9.0-cp312-none-macosx_11_0_arm64.whl").backend == "default"
+    assert parse_wheel("torchaudio-2.11.0+rocm7.2-cp310-cp310-manylinux_2_28_x86_64.whl").backend == "rocm7.2"
+    assert parse_wheel("not-a-wheel.txt") is None
+
+
+# ---------------------------------------------------------------------- refresh
+
+
+class _Index(http.server.BaseHTTPRequestHandler):
+    pages: dict[str, tuple[str, str]] = {}
+
+    def do_GET(self):  # noqa: N802
+        page = self.pages.get(self.path)
+        if page is None:
+            self.send_error(404)
+            return
+        content_type, body = page
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def simple_index() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Index)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/whl"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def html(*names: str) -> tuple[str, str]:
+    links = "\n".join(f'<a href="../../files/{n.replace("+", "%2B")}#sha256=00">{n}</a><br/>' for n in names)
+    return "text/html", f"<!DOCTYPE html><html><body>{links}</body></html>"
+
+
+def test_refresh_learns_python_tags_and_newer_releases(simple_index):
+    _Index.pages = {
+        "/whl/torch/": (
+            "application/vnd.pypi.simple.v1+json",
+            json.dumps(
+                {
+                    "meta": {"api-version": "1.1"},
+                    "files": [
+                        {"filename": "torch-2.14.1+cu130-cp312-cp312-manylinux_2_28_x86_64.whl"},
+                        {"filename": "torch-2.15.0+cu130-cp312-cp312-manylinux_2_28_x86_64.whl"},
+                        {"filename": "torch-2.15.0+cu130-cp313-cp313-manylinux_2_28_x86_64.whl"},
+                        {"filename": "torch-2.16.0.dev20261101+cu130-cp312-cp312-manylinux_2_28_x86_64.whl"},
+                    ],
+                }
+            ),
+        ),
+        "/whl/torchvision/": html(
+            "torchvision-0.29.1+cu130-cp312-cp312-manylinux_2_28_x86_64.whl",
+            "torchvision-0.30.0+cu130-cp312-cp312-manylinux_2_28_x86_64.whl",
+        ),
+        "/whl/torchaudio/": html("torchaudio-2.11.0+cu130-cp312-cp312-manylinux_2_28_x86_64.whl"),
+    }
+    result = refresh_releases(simple_index)
+    assert result.online
+    newest = max(result.releases, key=lambda r: r.parsed)
+    assert (newest.version, newest.torchvision, newest.source) == ("2.15.0", "0.30.0", "index")
+    assert any("2.15.0" in n for n in result.notes)
+    h100_312 = MachineInfo(system=system("3.12.1"), nvidia=nvidia("580.65.06", (13, 0), H100))
+    p = plan_torch_install(h100_312, env={}, releases=result.releases)
+    assert p.requirements()[:2] == ["torch==2.15.0+cu130", "torchvision==0.30.0+cu130"]
+    # The index listed cu130 wheels of 2.14.1 for cp312 only: on Python 3.11 that build is gone,
+    # while builds the index did not list (cu126) keep the table's word.
+    known = next(r for r in result.releases if r.version == "2.14.1")
+    assert not known.has_wheel("torch", "cu130", "3.11", "linux_x86_64")
+    assert known.has_wheel("torch", "cu126", "3.11", "linux_x86_64")
+
+
+def test_refresh_offline_is_a_no_op_with_a_note():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = refresh_releases(f"http://127.0.0.1:{port}/whl", timeout=2)
+    assert not result.online
+    assert result.releases == RELEASES
+    assert "built-in release table" in result.notes[0]
+
+
+# ---------------------------------------------------------------------- recorded machines
+
+MACHINES_DIR = Path(__file__).resolve().parent / "runtime_machines"
+
+# Recorded machine -> (backend, torch release, warns): the plan each must get.
+EXPECTED_PLANS = {
+    "a100-535": ("cu118", "2.7.1", False),  # CUDA 12.2: cu126 needs 560
+    "a10g-535-smi-only": ("cu118", "2.7.1", False),
+    "b200-580": ("cu130", "2.14.1", False),
+    "broken-smi-no-driver": ("cpu", "2.14.1", True),
+    "docker-nvml-unknown-error": ("cu118", "2.7.1", True),  # GPUs unseen: widest build for CUDA 12.4
+    "driver-library-mismatch": ("cu126", "2.14.1", True),  # reboot first, says the warning
+    "gh200-aarch64-580": ("cu130", "2.14.1", False),
+    "gpu-lost": ("cu118", "2.7.1", True),
+    "gtx1080-580-pascal": ("cu126", "2.14.1", False),  # the Pascal trap
+    "gtx750ti-450": ("cpu", "2.4.1", True),  # Python 3.8 and a driver too old for CUDA 11.8
+    "gtx970-545": ("cu118", "2.7.1", False),
+    "h100-580-nvml": ("cu130", "2.14.1", False),
+    "h200-x8-580": ("cu130", "2.14.1", False),
+    "intel-arc-a770": ("xpu", "2.14.1", False),
+    "intel-core-ultra-lunar-lake": ("xpu", "2.14.1", False),
+    "intel-max-1550": ("xpu", "2.14.1", False),
+    "jetson-agx-orin": ("cpu", "2.14.1", True),
+    "l4-570": ("cu126", "2.14.1", False),
+    "laptop-intel-uhd-cpu-torch": ("cpu", "2.14.1", False),
+    "macos-arm64-m1-macos12": ("default", "2.14.1", False),
+    "macos-arm64-m3max": ("default", "2.14.1", False),
+    "macos-x86_64": ("default", "2.2.2", True),
+    "mi210-rocm64": ("rocm7.2", "2.14.1", False),
+    "mi250x-rocm63-opt-path": ("rocm7.2", "2.14.1", False),
+    "mi300x-kfd-permission": ("rocm7.2", "2.14.1", True),
+    "no-gpu-cloud-vm": ("cpu", "2.14.1", False),
+    "nvml-absent-procfs": ("cu118", "2.7.1", False),
+    "p100-560": ("cu126", "2.14.1", False),
+    "rtx-pro-6000-590": ("cu130", "2.14.1", False),
+    "rtx2080ti-525": ("cu118", "2.7.1", False),
+    "rtx5080-575-smi": ("cu129", "2.11.0", False),  # Blackwell on CUDA 12.9
+    "rtx5090-570": ("cu128", "2.11.0", False),  # Blackwell on CUDA 12.8
+    "rtx5090-595": ("cu130", "2.14.1", False),  # cu132 fits too, but has no torchaudio
+    "rx5700-gfx1010-kfd-only": ("cpu", "2.14.1", True),
+    "rx580-gfx803-unsupported": ("cpu", "2.14.1", True),
+    "rx7900xtx-rocm64-hipconfig": ("rocm7.2", "2.14.1", False),
+    "smi-timeout": ("cu118", "2.7.1", True),
+    "sys-module-only-container": ("cu118", "2.7.1", True),
+    "t4-colab-550": ("cu118", "2.7.1", False),
+    "tesla-m10-470": ("cpu", "2.14.1", True),  # driver too old for any CUDA build
+    "two-gpus-3090-1080": ("cu118", "2.7.1", False),
+    "v100-470-old-smi": ("cpu", "2.14.1", True),
+    "windows-rtx4070-616": ("cu130", "2.14.1", False),
+    "wsl-rtx3060-nvml": ("cu126", "2.14.1", False),
+    "wsl-rtx4090-smi": ("cu126", "2.14.1", False),
+}
+
+
+def recorded_machines() -> list[Path]:
+    return sorted(MACHINES_DIR.glob("*.json")) if MACHINES_DIR.is_dir() else []
+
+
+@pytest.mark.parametrize("path", recorded_machines(), ids=lambda p: p.stem)
+def test_recorded_machine_gets_the_expected_plan(path):
+    from drivelab.runtime import RecordedProbe, detect_machine
+
+    record = json.loads(path.read_text(encoding="utf-8"))
+    m = detect_machine(RecordedProbe(record), workspace=Path("/work"), scratch=Path("/tmp"))
+    p = plan(m)
+    assert_consistent(p)
+    expected = EXPECTED_PLANS.get(path.stem)
+    if expected is not None:
+        backend, release, warns = expected
+        assert (p.backend, p.torch_release) == (backend, release), p.explanation
+        assert bool(p.warnings) is warns, p.warnings
+    given = record.get("expected_plan")
+    if isinstance(given, dict):
+        for key, value in given.items():
+            assert p.to_dict().get(key) == value, key
+
+
+def test_the_recorded_machines_table_covers_at_least_30_machines():
+    if not recorded_machines():
+        pytest.skip("no recorded machines in this tree")
+    assert len({p.stem for p in recorded_machines()} & set(EXPECTED_PLANS)) >= 30
