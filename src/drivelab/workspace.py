@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from drivelab._atomic import write_bytes_atomic, write_text_atomic
@@ -96,6 +95,8 @@ def _sha256(data: bytes) -> str:
 
 
 def _seed_bytes(resource: str) -> bytes:
+    from importlib import resources  # only `init` needs it; it is slow to import
+
     return resources.files("drivelab").joinpath("_seed", resource).read_bytes()
 
 

@@ -13,7 +13,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from drivelab.cli._output import console
+from drivelab.cli._output import rich_console
 from drivelab.data import AttemptFailed, BytesReceived, FileDone, FileStarted, ProgressEvent
 
 
@@ -27,7 +27,7 @@ class DownloadBars:
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
-            console=console,
+            console=rich_console(),
             disable=not enabled,
         )
         self.tasks: dict[str, Any] = {}

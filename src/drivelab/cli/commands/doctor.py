@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 
-from drivelab.cli._output import console, emit_json
+from drivelab.cli._output import console, emit_json, escape
 from drivelab.cli.commands._common import JsonOption
 from drivelab.cli.commands.setup import MachineOption, load_machine, render_report
 

@@ -4,9 +4,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from drivelab.cli._output import console, emit_json
+from drivelab.cli._output import console, emit_json, escape
 from drivelab.cli.commands._common import JsonOption, WorkspaceOption
 from drivelab.errors import WorkspaceError
 from drivelab.workspace import find_workspace

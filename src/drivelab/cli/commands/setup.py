@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.markup import escape
 
-from drivelab.cli._output import console, emit_json
+from drivelab.cli._output import console, emit_json, escape
 from drivelab.cli.commands._common import JsonOption
 from drivelab.errors import SetupError
 
