@@ -14,6 +14,8 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 pip=(.venv/bin/python -m pip --disable-pip-version-check --quiet)
+# A venv's bundled pip can be years old; its resolver messages (which `setup torch` explains) differ.
+"${pip[@]}" install --upgrade "pip>=24"
 # torch first and pinned: an unpinned resolve may pull a multi-GB build this machine does not need.
 "${pip[@]}" install "${DRIVELAB_TORCH_SPEC:-torch==2.13.0}"
 if [ "${1:-}" = "test" ]; then
