@@ -15,7 +15,7 @@ _STAGES = {"init": "1/3 Workspace", "data": "2/3 MNIST", "train": "3/3 Training"
 def demo(
     directory: Annotated[Path, typer.Argument(help="Workspace folder (created if needed).")] = Path("drivelab-demo"),
     recipe: Annotated[str, typer.Option(help=f"Training recipe: {', '.join(recipe_names())}.")] = "fast",
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the recipe's).", show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs (default: the recipe's).", show_default=False)] = None,
     run: Annotated[Optional[str], typer.Option(help="Run name; an existing run of that name is resumed.", show_default=False)] = None,
     mirror: Annotated[
         Optional[list[str]],
