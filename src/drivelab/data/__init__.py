@@ -15,8 +15,9 @@ callable as the events below.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from drivelab._lazy import lazy_exports
 
 _EXPORTS = {
     "_events": ["AttemptFailed", "BytesReceived", "FileDone", "FileStarted", "FileStatus", "ProgressCallback", "ProgressEvent"],
@@ -24,23 +25,7 @@ _EXPORTS = {
     "_registry": ["get_dataset", "known_datasets"],
     "_results": ["FailedAttempt", "FetchResult", "FileResult"],
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = list(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    # Names load on first use: listing datasets must not pay for the HTTP client.
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'drivelab.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"drivelab.data.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:

@@ -14,8 +14,7 @@ Names load on first use, so probing stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from drivelab._lazy import lazy_exports
 
 _EXPORTS = {
     "_model": ["MachineInfo", "SystemInfo", "NvidiaInfo", "NvidiaGpu", "AmdInfo", "AmdGpu", "MpsInfo", "XpuInfo", "TorchInstall"],
@@ -26,19 +25,4 @@ _EXPORTS = {
     "_install": ["InstallResult", "install_torch"],
     "_verify": ["Check", "VerifyReport", "verify_torch"],
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = list(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'drivelab.runtime' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"drivelab.runtime.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -15,8 +15,9 @@ CLI) stays fast: PyTorch loads only when something that needs it is touched.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from drivelab._lazy import lazy_exports
 
 RECIPE_NAMES = ("fast", "reference")
 """The registered recipes, the default first (kept equal to ``RECIPES``' keys)."""
@@ -30,26 +31,12 @@ _EXPORTS = {
     "_models": ["FastNet", "ReferenceNet"],
     "_recipes": ["RECIPES", "Recipe", "get_recipe"],
 }
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = ["RECIPE_NAMES", "recipe_names", *_WHERE]
+__getattr__, __dir__, _LAZY = lazy_exports(__name__, _EXPORTS)
+__all__ = ["RECIPE_NAMES", "recipe_names", *_LAZY]
 
 
 def recipe_names() -> list[str]:
     return list(RECIPE_NAMES)
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'drivelab.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"drivelab.train.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
 
 
 if TYPE_CHECKING:
