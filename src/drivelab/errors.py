@@ -7,10 +7,16 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
 
     DrivelabError
     ├── WorkspaceError          no workspace, or a path that cannot be one
+    ├── DriveError              the drive could not be connected, attached, flushed or detached
+    │   ├── RcloneError         no usable rclone, or rclone failed in a way not listed below
+    │   ├── RemoteError         an unknown remote, bad options, or a remote that refused us
+    │   ├── MountError          the drive could not be attached at drive/ (mount point, FUSE)
+    │   └── FlushError          pending uploads did not land in time
     ├── DataError
     │   ├── UnknownDatasetError
     │   ├── ChecksumError       a downloaded file does not match its MD5
-    │   └── DownloadError       every mirror failed (lists each attempt)
+    │   ├── DownloadError       every mirror failed (lists each attempt)
+    │   └── StageError          a dataset could not be staged to local scratch
     ├── TrainError
     │   ├── RecipeError         unknown recipe or bad training option
     │   └── CheckpointError     a checkpoint that cannot be read or written
@@ -25,7 +31,13 @@ from __future__ import annotations
 __all__ = [
     "DrivelabError",
     "WorkspaceError",
+    "DriveError",
+    "RcloneError",
+    "RemoteError",
+    "MountError",
+    "FlushError",
     "DataError",
+    "StageError",
     "UnknownDatasetError",
     "ChecksumError",
     "DownloadError",
@@ -60,6 +72,26 @@ class WorkspaceError(DrivelabError):
     """The directory is not a drivelab workspace, or cannot become one."""
 
 
+class DriveError(DrivelabError):
+    """The drive could not be connected, attached, flushed or detached."""
+
+
+class RcloneError(DriveError):
+    """No usable rclone was found, or rclone failed; the message names its log."""
+
+
+class RemoteError(DriveError):
+    """An unknown remote, options rclone rejects, or a remote that refused the credentials."""
+
+
+class MountError(DriveError):
+    """The drive could not be attached at ``drive/`` (mount point, FUSE, rclone)."""
+
+
+class FlushError(DriveError):
+    """Pending uploads did not land before the timeout; nothing was discarded."""
+
+
 class DataError(DrivelabError):
     """A dataset could not be fetched, verified or read."""
 
@@ -92,6 +124,10 @@ class DownloadError(DataError):
         )
         self.filename = filename
         self.attempts = attempts
+
+
+class StageError(DataError):
+    """A dataset folder could not be copied to local scratch and verified."""
 
 
 class TrainError(DrivelabError):
