@@ -1,4 +1,42 @@
-"""Remotes attached at ``drive/`` (rclone mount or sync), health, flush.
+"""The drive: the workspace's ``drive/`` folder, local or any rclone remote.
 
-Not built yet: the drive is the workspace's plain local ``drive/`` folder.
+::
+
+    from drivelab import drive
+
+    drive.connect(ws, "box", "s3", {"endpoint": ..., "access_key_id": ..., "secret_access_key": ...}, root="bucket")
+    state = drive.attach(ws, "box")     # mount it at drive/ (sync mode without FUSE); returns when live
+    result = drive.flush(ws)            # returns once every pending upload has landed
+    drive.detach(ws)                    # flush, then unmount
+    drive.status(ws).to_dict()          # mode, live, pending uploads, cache, last watchdog event
+
+    drive.mount("drive")                # Colab-style, for notebooks
+    drive.flush_and_unmount()
+
+With no remote configured the drive is the plain local folder ``drive/``:
+``attach`` only makes sure its folders exist and ``flush`` has nothing to wait
+for. The engine is rclone (:func:`find_rclone`); a watchdog process keeps a
+remote drive mounted and remounts it when it dies. Nothing here prints.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from drivelab._lazy import lazy_exports
+from drivelab.errors import DriveError, FlushError, MountError, RcloneError, RemoteError
+
+_EXPORTS = {
+    "_attach": ["DriveState", "FlushResult", "attach", "detach", "flush", "status", "is_attached", "fuse_available", "NO_FUSE_ENV"],
+    "_colab": ["mount", "flush_and_unmount"],
+    "_rclone": ["Rclone", "find_rclone", "MIN_VERSION"],
+    "_remotes": ["REMOTE_TYPES", "RemoteInfo", "connect", "import_remote", "list_remotes", "remove_remote"],
+}
+__getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
+__all__ = [*_names, "DriveError", "FlushError", "MountError", "RcloneError", "RemoteError"]
+
+if TYPE_CHECKING:
+    from drivelab.drive._attach import NO_FUSE_ENV, DriveState, FlushResult, attach, detach, flush, fuse_available, is_attached, status
+    from drivelab.drive._colab import flush_and_unmount, mount
+    from drivelab.drive._rclone import MIN_VERSION, Rclone, find_rclone
+    from drivelab.drive._remotes import REMOTE_TYPES, RemoteInfo, connect, import_remote, list_remotes, remove_remote

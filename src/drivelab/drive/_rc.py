@@ -1,0 +1,62 @@
+"""A small client for rclone's remote-control API (``rclone mount --rc``).
+
+The rc server listens on a loopback port with a user and password known only
+to the watchdog's state file (mode 0600).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from drivelab.errors import RcloneError
+
+__all__ = ["RcClient", "RcUnavailable"]
+
+
+class RcUnavailable(RcloneError):
+    """The rclone process behind the drive does not answer its rc API."""
+
+
+@dataclass(frozen=True)
+class RcClient:
+    url: str
+    user: str
+    password: str
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RcClient | None:
+        rc = state.get("rc")
+        if not isinstance(rc, dict) or not rc.get("url"):
+            return None
+        return cls(rc["url"], rc.get("user", ""), rc.get("password", ""))
+
+    def call(self, command: str, params: dict[str, Any] | None = None, *, timeout: float = 10.0) -> dict[str, Any]:
+        try:
+            response = httpx.post(
+                f"{self.url.rstrip('/')}/{command}",
+                json=params or {},
+                auth=(self.user, self.password),
+                timeout=timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise RcUnavailable(f"rclone's rc API at {self.url} does not answer ({exc.__class__.__name__})", hint="see `drivelab drive status`; the watchdog remounts a dead drive") from exc
+        if response.status_code != 200:
+            try:
+                message = response.json().get("error", response.text)
+            except ValueError:
+                message = response.text
+            raise RcloneError(f"rclone rc {command} failed: {message.strip()}", hint="see .drivelab/drive/rclone.log")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise RcloneError(f"rclone rc {command} did not answer JSON", hint="see .drivelab/drive/rclone.log") from exc
+
+    def alive(self) -> bool:
+        try:
+            self.call("core/pid", timeout=2.0)
+        except RcloneError:
+            return False
+        return True

@@ -1,0 +1,291 @@
+"""Remotes in the workspace's own rclone config: connect, list, remove.
+
+Each remote is a section of ``.drivelab/rclone.conf`` (mode 0600) written by
+``rclone config create``, so rclone itself validates options and obscures
+passwords; drivelab adds the folder on the remote that holds the drive
+(``root``) and checks the credentials before keeping anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drivelab.drive._config import DrivePaths, RemoteEntry, load_settings, save_settings
+from drivelab.drive._rclone import FAST_FAIL, Rclone, classify_failure, find_rclone
+from drivelab.errors import DriveError, RemoteError
+from drivelab.workspace import Workspace
+
+__all__ = ["REMOTE_TYPES", "RemoteInfo", "connect", "list_remotes", "remove_remote", "get_remote", "import_remote"]
+
+# drivelab's names for the types it knows -> rclone backend names.
+REMOTE_TYPES = {
+    "gdrive": "drive",
+    "s3": "s3",
+    "gcs": "google cloud storage",
+    "webdav": "webdav",
+    "sftp": "sftp",
+    "local": "local",
+}
+# Values that must never be printed, by rclone option name.
+SECRET_KEYS = {
+    "secret_access_key", "access_key_id", "session_token", "token", "client_secret", "pass", "password",
+    "key_pem", "key_file_pass", "service_account_credentials", "bearer_token", "sse_customer_key",
+}
+# Non-secret options worth showing in `drive list`.
+SHOWN_KEYS = ("provider", "endpoint", "url", "host", "user", "region", "service_account_file", "vendor")
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class RemoteInfo:
+    name: str
+    type: str
+    rclone_type: str
+    root: str
+    details: dict[str, str]
+    """Non-secret options (endpoint, url, host, ...)."""
+    is_drive: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "rclone_type": self.rclone_type,
+            "root": self.root,
+            "details": self.details,
+            "is_drive": self.is_drive,
+        }
+
+
+def _ensure_private(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def _sections(rclone: Rclone, conf: Path) -> dict[str, dict[str, str]]:
+    if not conf.exists():
+        return {}
+    data = rclone.json(["config", "dump"], config=conf)
+    return {str(k): {str(a): str(b) for a, b in v.items()} for k, v in (data or {}).items()}  # type: ignore[union-attr]
+
+
+def _check(rclone: Rclone, conf: Path, spec: str, *, create: bool, secrets: list[str]) -> None:
+    """Reach the remote with its credentials; create the drive's root folder if asked."""
+    done = rclone.run(["lsjson", "--max-depth", "1", *FAST_FAIL, spec], config=conf, timeout=60, secrets=secrets)
+    if done.returncode == 0:
+        return
+    err = classify_failure(done.stderr, what=f"cannot reach {spec}", secrets=secrets)
+    if create and "does not exist" in err.message:
+        made = rclone.run(["mkdir", *FAST_FAIL, spec], config=conf, timeout=60, secrets=secrets)
+        if made.returncode == 0:
+            again = rclone.run(["lsjson", "--max-depth", "1", *FAST_FAIL, spec], config=conf, timeout=60, secrets=secrets)
+            if again.returncode == 0:
+                return
+            raise classify_failure(again.stderr, what=f"cannot reach {spec}", secrets=secrets)
+        raise classify_failure(made.stderr, what=f"cannot create {spec}", secrets=secrets)
+    raise err
+
+
+def connect(
+    ws: Workspace,
+    name: str,
+    type: str,
+    options: Mapping[str, str] | None = None,
+    *,
+    root: str = "",
+    check: bool = True,
+    interactive: bool = False,
+    replace: bool = False,
+) -> RemoteInfo:
+    """Add remote ``name`` of ``type`` to the workspace and check that it answers.
+
+    ``type`` is one of :data:`REMOTE_TYPES` or any rclone backend name;
+    ``options`` are rclone's option names for it (``endpoint``,
+    ``access_key_id``, ``token``, ...). ``root`` is the folder on the remote
+    that holds the drive (for S3 and GCS it starts with the bucket; it is
+    created if missing). With ``interactive``, rclone may ask questions on the
+    terminal (the local browser sign-in for Google Drive). On any failure the
+    remote is not kept.
+    """
+    if not _NAME.match(name):
+        raise RemoteError(
+            f"{name!r} is not a valid remote name",
+            hint="use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'",
+        )
+    rclone_type = REMOTE_TYPES.get(type, type)
+    opts = {k: v for k, v in (options or {}).items() if v is not None and v != ""}
+    if type in ("s3", "gcs") and not root.strip("/"):
+        raise RemoteError(f"a {type} remote needs a bucket", hint="pass --bucket NAME (optionally --root bucket/folder)")
+    if type == "local":
+        if not root:
+            raise RemoteError("a local remote needs a folder", hint="pass --root /path/to/folder")
+        root = str(Path(root).expanduser().resolve())
+    if type == "s3":
+        opts.setdefault("provider", "Other")
+    if type == "gdrive":
+        opts.setdefault("scope", "drive")
+        if not interactive and not any(k in opts for k in ("token", "service_account_file", "service_account_credentials")):
+            raise RemoteError(
+                "Google Drive needs a sign-in: a token, a service account, or the browser flow",
+                hint="on a machine with a browser run `rclone authorize drive` and pass its output with --token, "
+                "or pass --service-account-file FILE, or use --browser on a machine with a browser",
+            )
+    paths = DrivePaths(ws)
+    rclone = find_rclone()
+    settings = load_settings(ws)
+    conf = paths.rclone_conf
+    _ensure_private(conf)
+    existing = _sections(rclone, conf)
+    if name in existing or name in settings.remotes:
+        if not replace:
+            raise RemoteError(f"a remote named {name!r} already exists", hint="pick another name, or pass --replace to overwrite it")
+        if settings.remote == name and _is_attached(ws):
+            raise RemoteError(f"{name!r} is the attached drive", hint="run `drivelab drive unmount` first")
+    secrets = [v for k, v in opts.items() if k in SECRET_KEYS]
+    args = ["config", "create", name, rclone_type, *[f"{k}={v}" for k, v in opts.items()], "--obscure"]
+    if not interactive:
+        args.append("--non-interactive")
+    if interactive and sys.stdin.isatty():
+        import subprocess
+
+        code = subprocess.call(rclone.argv(*args, config=conf))
+        if code != 0:
+            _forget(rclone, conf, name)
+            raise RemoteError(f"rclone could not configure {name!r} (exit code {code})", hint="follow rclone's questions again, or pass the options directly")
+    else:
+        done = rclone.run(args, config=conf, timeout=120, secrets=secrets)
+        if done.returncode != 0:
+            _forget(rclone, conf, name)
+            raise classify_failure(done.stderr, what=f"rclone rejected the settings of {name!r}", secrets=secrets)
+        if '"Option"' in done.stdout and '"State": ""' not in done.stdout:
+            # rclone wants to ask a question: the options given are not enough.
+            _forget(rclone, conf, name)
+            raise RemoteError(
+                f"the options given are not enough to configure a {type} remote",
+                hint="pass the missing options (see `drivelab drive connect --help`), or use --browser for the interactive sign-in",
+            )
+    os.chmod(conf, 0o600)
+    entry = RemoteEntry(name=name, type=type, root=root.strip("/") if type != "local" else root)
+    if check:
+        try:
+            _check(rclone, conf, entry.spec, create=True, secrets=secrets)
+        except DriveError:
+            _forget(rclone, conf, name)
+            raise
+    settings = load_settings(ws)
+    settings.remotes[name] = entry
+    save_settings(ws, settings)
+    return _info(entry, _sections(rclone, conf).get(name, {}), settings.remote == name)
+
+
+def import_remote(ws: Workspace, name: str, source: str, *, root: str = "", check: bool = True, replace: bool = False) -> RemoteInfo:
+    """Copy remote ``source`` (``NAME`` or ``NAME:path``) from the user's own rclone config into the workspace."""
+    rclone = find_rclone()
+    src_name, _, src_path = source.partition(":")
+    done = rclone.run(["config", "dump"])  # the user's default config
+    if done.returncode != 0:
+        raise classify_failure(done.stderr, what="cannot read your rclone config")
+    import json
+
+    try:
+        sections = json.loads(done.stdout or "{}")
+    except ValueError as exc:
+        raise RemoteError("rclone config dump printed something that is not JSON", hint="run `rclone config dump` to see why") from exc
+    if src_name not in sections:
+        known = ", ".join(sorted(sections)) or "none"
+        raise RemoteError(f"your rclone config has no remote named {src_name!r} (it has: {known})", hint="see `rclone listremotes`")
+    section = dict(sections[src_name])
+    rtype = section.pop("type")
+    # Values in the dump are already obscured where rclone obscures them: keep them as they are.
+    paths = DrivePaths(ws)
+    _ensure_private(paths.rclone_conf)
+    settings = load_settings(ws)
+    if (name in settings.remotes or name in _sections(rclone, paths.rclone_conf)) and not replace:
+        raise RemoteError(f"a remote named {name!r} already exists", hint="pick another name, or pass --replace to overwrite it")
+    args = ["config", "create", name, rtype, *[f"{k}={v}" for k, v in section.items()], "--no-obscure", "--non-interactive"]
+    made = rclone.run(args, config=paths.rclone_conf, timeout=60, secrets=list(section.values()))
+    if made.returncode != 0:
+        _forget(rclone, paths.rclone_conf, name)
+        raise classify_failure(made.stderr, what=f"cannot copy remote {src_name!r}")
+    os.chmod(paths.rclone_conf, 0o600)
+    entry = RemoteEntry(name=name, type=rtype, root=(root or src_path).strip("/"))
+    if check:
+        try:
+            _check(rclone, paths.rclone_conf, entry.spec, create=True, secrets=list(section.values()))
+        except DriveError:
+            _forget(rclone, paths.rclone_conf, name)
+            raise
+    settings.remotes[name] = entry
+    save_settings(ws, settings)
+    return _info(entry, section | {"type": rtype}, settings.remote == name)
+
+
+def _forget(rclone: Rclone, conf: Path, name: str) -> None:
+    rclone.run(["config", "delete", name], config=conf, timeout=30)
+
+
+def _is_attached(ws: Workspace) -> bool:
+    from drivelab.drive._attach import is_attached
+
+    return is_attached(ws)
+
+
+def _info(entry: RemoteEntry, section: dict[str, str], is_drive: bool) -> RemoteInfo:
+    return RemoteInfo(
+        name=entry.name,
+        type=entry.type,
+        rclone_type=section.get("type", REMOTE_TYPES.get(entry.type, entry.type)),
+        root=entry.root,
+        details={k: section[k] for k in SHOWN_KEYS if k in section},
+        is_drive=is_drive,
+    )
+
+
+def list_remotes(ws: Workspace) -> list[RemoteInfo]:
+    """The workspace's remotes, without their secrets."""
+    settings = load_settings(ws)
+    paths = DrivePaths(ws)
+    sections = _sections(find_rclone(), paths.rclone_conf) if settings.remotes else {}
+    return [_info(entry, sections.get(name, {}), settings.remote == name) for name, entry in sorted(settings.remotes.items())]
+
+
+def get_remote(ws: Workspace, name: str) -> RemoteEntry:
+    settings = load_settings(ws)
+    if name not in settings.remotes:
+        known = ", ".join(sorted(settings.remotes)) or "none yet"
+        raise RemoteError(f"no remote named {name!r} in this workspace (known: {known})", hint="see `drivelab drive list`, or add it with `drivelab drive connect`")
+    return settings.remotes[name]
+
+
+def remove_remote(ws: Workspace, name: str) -> RemoteInfo:
+    """Forget remote ``name``; if it was the drive, the drive becomes the local default again.
+
+    Refused while it is attached. Nothing on the remote is touched.
+    """
+    entry = get_remote(ws, name)
+    settings = load_settings(ws)
+    if settings.remote == name and _is_attached(ws):
+        raise RemoteError(f"{name!r} is the attached drive", hint="run `drivelab drive unmount` first")
+    paths = DrivePaths(ws)
+    rclone = find_rclone()
+    section = _sections(rclone, paths.rclone_conf).get(name, {})
+    _forget(rclone, paths.rclone_conf, name)
+    was_drive = settings.remote == name
+    del settings.remotes[name]
+    if was_drive:
+        settings.remote = None
+        from drivelab.drive._attach import restore_local_drive
+
+        save_settings(ws, settings)
+        restore_local_drive(ws)
+    save_settings(ws, settings)
+    return _info(entry, section, was_drive)
