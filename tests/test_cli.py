@@ -136,7 +136,7 @@ def test_init_json_then_rerun_keep_and_force(tmp_path):
     assert doc["kind"] == "init"
     assert doc["version"] == 1
     assert doc["workspace"] == str(root)
-    assert sorted(doc["created"]) == sorted(["drive/colab/main.py", ".drivelab/config.json"])
+    assert sorted(doc["created"]) == sorted(["drive/colab/main.py", "drive/colab/getting-started.ipynb", ".drivelab/config.json"])
     assert doc["updated"] == [] and doc["kept"] == []
     for rel in ("drive/colab/main.py", "drive/dataset", "drive/runs", ".drivelab/config.json"):
         assert (root / rel).exists(), rel

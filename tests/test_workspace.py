@@ -13,6 +13,7 @@ from drivelab.errors import WorkspaceError
 from drivelab.workspace import WORKSPACE_ENV, Workspace, find_workspace, init_workspace
 
 MAIN = "drive/colab/main.py"
+NOTEBOOK = "drive/colab/getting-started.ipynb"
 CONFIG = ".drivelab/config.json"
 
 
@@ -49,13 +50,14 @@ def test_init_creates_the_tree_config_and_main_script(tmp_path):
     config = json.loads((root / CONFIG).read_text())
     assert config["version"] == 1
     assert config["drive"] == {"type": "local"}
-    assert sorted(result.created) == sorted([MAIN, CONFIG])
+    assert sorted(result.created) == sorted([MAIN, NOTEBOOK, CONFIG])
     assert result.updated == [] and result.kept == []
     assert ws.exists()
     assert ws.main_script == root.resolve() / MAIN
     assert ws.run_dir("r1") == root.resolve() / "drive" / "runs" / "r1"
     # seeds.json records what init placed, so a later init can tell user edits apart.
-    assert read_seeds(root) == {MAIN: sha256(seed_bytes())}
+    assert set(read_seeds(root)) == {MAIN, NOTEBOOK}
+    assert read_seeds(root)[MAIN] == sha256(seed_bytes())
     assert not list(root.rglob("*.incomplete"))
 
 
@@ -146,7 +148,7 @@ def test_unedited_seed_from_an_older_version_is_refreshed(tmp_path):
     assert result.updated == [MAIN]
     assert result.kept == [] and result.created == []
     assert (tmp_path / MAIN).read_bytes() == seed_bytes()
-    assert read_seeds(tmp_path) == {MAIN: sha256(seed_bytes())}
+    assert read_seeds(tmp_path)[MAIN] == sha256(seed_bytes())
 
 
 @pytest.mark.parametrize("seeds_text", [None, "{not json", json.dumps({MAIN: "0" * 64})])
@@ -172,7 +174,7 @@ def test_seeds_file_that_is_not_an_object_is_ignored(tmp_path):
     (tmp_path / ".drivelab" / "seeds.json").write_text("[]\n")
     result = init_workspace(tmp_path)
     assert result.created == [] and result.kept == []
-    assert read_seeds(tmp_path) == {MAIN: sha256(seed_bytes())}
+    assert read_seeds(tmp_path)[MAIN] == sha256(seed_bytes())
 
 
 def test_init_on_a_file_raises_workspace_error(tmp_path):

@@ -23,7 +23,8 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     ├── SetupError              the PyTorch runtime could not be planned, installed or verified
     │   ├── PlanError           no PyTorch build fits, or an override that cannot work
     │   └── InstallError        the installer (pip or uv) failed
-    └── JobError                a script run as a job failed
+    ├── JobError                a script run as a job failed
+    └── LabError                the lab could not start, or a Colab call cannot be served
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "SetupError",
     "PlanError",
     "InstallError",
+    "LabError",
 ]
 
 
@@ -156,3 +158,7 @@ class PlanError(SetupError):
 
 class InstallError(SetupError):
     """The installer (pip or uv) failed; the message names its log."""
+
+
+class LabError(DrivelabError):
+    """JupyterLab could not start or stop cleanly, or a Colab call (``drive.mount``) cannot be served."""

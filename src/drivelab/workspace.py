@@ -33,6 +33,7 @@ CONFIG_VERSION = 1
 # Files placed by ``init``: path inside the workspace -> resource under drivelab/_seed.
 SEED_FILES = {
     "drive/colab/main.py": "colab/main.py",
+    "drive/colab/getting-started.ipynb": "colab/getting-started.ipynb",
 }
 
 

@@ -9,7 +9,7 @@ import typer
 
 from drivelab import __version__
 from drivelab.cli._output import console, show_error
-from drivelab.cli.commands import data, demo, doctor, init, runtime, setup
+from drivelab.cli.commands import data, demo, doctor, init, lab, runtime, setup
 from drivelab.errors import DrivelabError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command("runtime")(runtime.runtime)
 app.add_typer(data.app, name="data")
 app.add_typer(setup.app, name="setup")
 app.command("doctor")(doctor.doctor)
+app.command("lab")(lab.lab)
 
 _debug = False
 

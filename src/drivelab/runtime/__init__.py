@@ -24,5 +24,6 @@ _EXPORTS = {
     "_plan": ["TorchPlan", "plan_torch_install"],
     "_install": ["InstallResult", "install_torch"],
     "_verify": ["Check", "VerifyReport", "verify_torch"],
+    "_info": ["RuntimeInfo", "info"],
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import signal
+from typing import Annotated, Optional
+
+import typer
+
+from drivelab.cli._output import console, escape
+from drivelab.cli.commands._common import WorkspaceOption
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def lab(
+    port: Annotated[Optional[int], typer.Option(min=0, max=65535, help="Port (default: the first free one from 8888; 0: any free port).", show_default=False)] = None,
+    ip: Annotated[str, typer.Option(help="Address to listen on. Anything but a loopback address lets other machines reach the lab.")] = "127.0.0.1",
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser.")] = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Start JupyterLab on the workspace, with its drive attached, until Ctrl+C.
+
+    Makes the folder a workspace if it is not one yet, attaches the drive,
+    and starts JupyterLab rooted at the workspace, listening on 127.0.0.1 with
+    token authentication. Notebooks get `import drivelab`, the %drivelab
+    magic, and Colab's `from google.colab import drive; drive.mount('/content/drive')`.
+    Ctrl+C stops the server and its kernels, then flushes and detaches the drive.
+
+    Example: drivelab lab -w ~/lab --port 8888
+    """
+    from drivelab.lab import start_lab
+
+    console.print("Starting JupyterLab ...")
+    server = start_lab(workspace, ip=ip, port=port, open_browser=not no_browser)
+    for rel in server.init.created:
+        console.print(f"  created  {escape(rel)}")
+    for warning in server.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    console.print(f"Workspace [bold]{escape(str(server.workspace.root))}[/], drive: {escape(server.drive.mode)}")
+    console.print(f"JupyterLab is running ({server.seconds:.1f} s); open:\n\n    {server.lab_url}\n", soft_wrap=True, highlight=False)
+    console.print(f"Server log: {escape(str(server.log))}. Press Ctrl+C to stop.", soft_wrap=True)
+    code: int | None = None
+    try:
+        code = server.wait()
+    except KeyboardInterrupt:
+        console.print("\nStopping JupyterLab and its kernels ...")
+    try:
+        stopped = server.stop()
+    except KeyboardInterrupt:
+        # A second Ctrl+C: stop waiting, but say what may be left undone.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        console.print("[yellow]interrupted:[/] the drive may not be flushed; run `drivelab drive flush` to make sure.")
+        raise typer.Exit(130) from None
+    if stopped.killed:
+        console.print(f"Killed {len(stopped.killed)} process(es) the server left behind.")
+    flush = stopped.flush
+    console.print(
+        f"JupyterLab stopped. Drive flushed ({flush.files} file(s), {_size(flush.bytes)} uploaded in {flush.seconds:.1f} s) and detached.",
+        soft_wrap=True,
+    )
+    if code is not None:
+        console.print(f"[red]JupyterLab exited on its own with code {code}[/]; see {escape(str(server.log))}")
+        raise typer.Exit(1)

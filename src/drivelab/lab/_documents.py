@@ -1,0 +1,30 @@
+"""The JSON documents the lab serves: the same shapes as the CLI's ``--json`` output."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from drivelab.workspace import Workspace
+
+DOCUMENT_VERSION = 1
+
+
+def runtime_document(workspace: Path | None = None) -> dict[str, Any]:
+    """What ``drivelab runtime --json`` prints: ``{"kind": "runtime", "version": 1, ...}``.
+
+    Schema: ``docs/runtime.schema.json``. Probes only; never imports torch.
+    """
+    from drivelab.runtime import detect_machine
+
+    machine = detect_machine(workspace=workspace, scratch=Path(tempfile.gettempdir()))
+    return {"kind": "runtime", "version": DOCUMENT_VERSION, **machine.to_dict()}
+
+
+def drive_document(ws: Workspace) -> dict[str, Any]:
+    """The drive's state: ``{"kind": "drive", "version": 1, "workspace": ..., **DriveState.to_dict()}``."""
+    from drivelab import drive
+
+    state = drive.status(ws)
+    return {"kind": "drive", "version": DOCUMENT_VERSION, "workspace": str(ws.root), **state.to_dict()}
