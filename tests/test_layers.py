@@ -10,7 +10,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "drivelab"
 
 # Lower rank = lower layer. A module may import its own layer or lower ones.
-RANK = {"core": 0, "runtime": 1, "drive": 1, "data": 1, "train": 2, "jobs": 3, "lab": 3, "cli": 4}
+# data sits on the drive: it fetches and stages datasets in it.
+RANK = {"core": 0, "runtime": 1, "drive": 1, "data": 2, "train": 3, "jobs": 4, "lab": 4, "cli": 5}
 CLI_ONLY = {"typer", "rich", "click"}
 
 

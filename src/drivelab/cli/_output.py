@@ -21,7 +21,7 @@ class _Console:
         if _Console._real is None:
             from rich.console import Console
 
-            _Console._real = Console(stderr=True, highlight=False)
+            _Console._real = Console(stderr=True, highlight=False, emoji=False)
         return getattr(_Console._real, name)
 
 

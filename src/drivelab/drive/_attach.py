@@ -433,7 +433,7 @@ def _copy_to_remote(ws: Workspace, spec: str) -> tuple[int, list[str]]:
     conf = DrivePaths(ws).rclone_conf
     # --ignore-existing: a file already on the remote is never overwritten.
     done = rclone.run(
-        ["copy", str(ws.drive), spec, "--ignore-existing", "--use-json-log", "-v", "--stats-log-level", "NOTICE", "--stats", "0"],
+        ["copy", str(ws.drive), spec, "--ignore-existing", "--use-json-log", "-v", "--stats-log-level", "NOTICE"],
         config=conf,
         timeout=24 * 3600,
     )

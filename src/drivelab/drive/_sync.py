@@ -59,7 +59,7 @@ def _bisync(ws: Workspace, *, resync: bool) -> tuple[dict[str, Any], list[str]]:
         "--conflict-suffix", "local,remote", "--suffix-keep-extension",
         "--backup-dir1", str(paths.folder / "sync-backup"),
         "--create-empty-src-dirs", "--resilient", "--recover", "--force",
-        "--use-json-log", "-v", "--color", "NEVER", "--stats", "0", "--stats-log-level", "NOTICE",
+        "--use-json-log", "-v", "--color", "NEVER", "--stats-log-level", "NOTICE",
         "--retries", "3", "--low-level-retries", "3", "--contimeout", "10s", "--timeout", "60s",
     ]
     if resync:

@@ -95,6 +95,7 @@ class MountKeeper(Keeper):
         super().__init__(ws, settings, request)
         self.rclone: Rclone = find_rclone()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_offset = 0
         self.rc = RcClient(f"http://127.0.0.1:{_free_port()}/", "drivelab", secrets.token_urlsafe(24))
 
     def argv(self) -> list[str]:
@@ -119,6 +120,8 @@ class MountKeeper(Keeper):
         env = {**os.environ, "RCLONE_RC_USER": self.rc.user, "RCLONE_RC_PASS": self.rc.password}
         env = {k: v for k, v in env.items() if not k.startswith("RCLONE_CONFIG")}
         self.paths.folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            self.log_offset = self.paths.rclone_log.stat().st_size
         with open(self.paths.rclone_log, "ab") as out:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
         self.save(rclone_pid=self.proc.pid, rc={"url": self.rc.url, "user": self.rc.user, "password": self.rc.password})
@@ -150,8 +153,9 @@ class MountKeeper(Keeper):
 
     def _reason(self) -> str:
         text = ""
-        with contextlib.suppress(OSError):
-            text = self.paths.rclone_log.read_text(errors="replace")[-4000:]
+        with contextlib.suppress(OSError), open(self.paths.rclone_log, "rb") as fh:
+            fh.seek(self.log_offset)
+            text = fh.read().decode("utf-8", "replace")[-4000:]
         lines = [line for line in text.strip().splitlines() if "ERROR" in line or "CRITICAL" in line or "Fatal" in line]
         if "directory already mounted" in text or "is not empty" in text:
             return "drive/ is already mounted or not empty"
@@ -229,6 +233,7 @@ def main(argv: list[str]) -> int:
     root, request = Path(argv[0]), json.loads(argv[1])
     ws = Workspace(root)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per rc call otherwise
     settings = load_settings(ws)
     if request["mode"] == "sync":
         from drivelab.drive._sync import SyncKeeper

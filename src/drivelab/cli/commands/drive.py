@@ -1,0 +1,273 @@
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from drivelab.cli._output import console, emit_json, escape
+from drivelab.cli.commands._common import JsonOption, WorkspaceOption, workspace_from
+from drivelab.errors import RemoteError
+
+app = typer.Typer(
+    help="The drive at drive/: a local folder by default, or any cloud storage rclone supports (Google Drive, S3, GCS, WebDAV, SFTP, ...).",
+    no_args_is_help=True,
+)
+
+TYPES = "gdrive, s3, gcs, webdav, sftp, local, or any rclone backend name"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)
+
+
+@app.command("connect")
+def connect(
+    name: Annotated[str, typer.Argument(help="A name for the remote, e.g. gdrive or box.")],
+    type: Annotated[Optional[str], typer.Option("--type", "-t", help=f"Storage type: {TYPES}.", show_default=False)] = None,
+    root: Annotated[str, typer.Option("--root", help="Folder on the remote that holds the drive (local: a path; s3/gcs: bucket/folder).")] = "",
+    bucket: Annotated[Optional[str], typer.Option("--bucket", help="s3/gcs: the bucket (created if missing); --root becomes a folder in it.")] = None,
+    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="s3: endpoint URL of any S3-compatible service.")] = None,
+    access_key_id: Annotated[Optional[str], typer.Option("--access-key-id", help="s3: access key id.")] = None,
+    secret_access_key: Annotated[Optional[str], typer.Option("--secret-access-key", help="s3: secret key (asked for on a terminal when omitted; $AWS_SECRET_ACCESS_KEY also works).")] = None,
+    region: Annotated[Optional[str], typer.Option("--region", help="s3: region.")] = None,
+    provider: Annotated[Optional[str], typer.Option("--provider", help="s3: provider as rclone names it (AWS, Minio, Cloudflare, ...; default Other).")] = None,
+    token: Annotated[Optional[str], typer.Option("--token", help="gdrive/gcs: the JSON token printed by `rclone authorize drive` on a machine with a browser.")] = None,
+    service_account_file: Annotated[Optional[str], typer.Option("--service-account-file", help="gdrive/gcs: a service-account JSON key file.")] = None,
+    client_id: Annotated[Optional[str], typer.Option("--client-id", help="gdrive/gcs: your own OAuth client id (recommended: Google's shared one is rate-limited).")] = None,
+    client_secret: Annotated[Optional[str], typer.Option("--client-secret", help="gdrive/gcs: your own OAuth client secret.")] = None,
+    browser: Annotated[bool, typer.Option("--browser", help="gdrive: sign in with a browser on this machine (rclone's local flow).")] = False,
+    project_number: Annotated[Optional[str], typer.Option("--project-number", help="gcs: project number (to create buckets).")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="webdav: server URL.")] = None,
+    vendor: Annotated[Optional[str], typer.Option("--vendor", help="webdav: nextcloud, owncloud, sharepoint, other, ...")] = None,
+    host: Annotated[Optional[str], typer.Option("--host", help="sftp: host name.")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", help="sftp: port.")] = None,
+    user: Annotated[Optional[str], typer.Option("--user", help="webdav/sftp: user name.")] = None,
+    password: Annotated[Optional[str], typer.Option("--pass", help="webdav/sftp: password (asked for on a terminal with --ask-pass).")] = None,
+    ask_pass: Annotated[bool, typer.Option("--ask-pass", help="Ask for the password or secret on the terminal.")] = False,
+    key_file: Annotated[Optional[str], typer.Option("--key-file", help="sftp: private key file.")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Any rclone option for this type, as key=value (repeatable).")] = None,
+    rclone_remote: Annotated[Optional[str], typer.Option("--rclone-remote", help="Copy a remote (NAME or NAME:path) from your own rclone config instead.")] = None,
+    no_check: Annotated[bool, typer.Option("--no-check", help="Do not check the credentials now.")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite a remote of the same name.")] = False,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Add a remote to this workspace (kept in .drivelab/rclone.conf, mode 0600) and check that it answers.
+
+    Examples:
+
+      drivelab drive connect box -t s3 --endpoint https://s3.example.com --access-key-id KEY --bucket lab
+
+      drivelab drive connect gdrive -t gdrive --token "$(cat token.json)"   # token from `rclone authorize drive`
+
+      drivelab drive connect gdrive -t gdrive --service-account-file sa.json
+
+      drivelab drive connect nas -t webdav --url https://nas/remote.php/dav/files/me --user me --ask-pass
+
+      drivelab drive connect mine --rclone-remote myremote:lab
+    """
+    import os
+
+    from drivelab.drive import connect as connect_remote
+    from drivelab.drive import import_remote
+
+    ws = workspace_from(workspace)
+    if rclone_remote:
+        info = import_remote(ws, name, rclone_remote, root=root, check=not no_check, replace=replace)
+    else:
+        if not type:
+            raise RemoteError("which kind of storage is it?", hint=f"pass --type: {TYPES} (or --rclone-remote NAME to copy one from your rclone config)")
+        if type == "s3" and not secret_access_key:
+            secret_access_key = os.environ.get("AWS_SECRET_ACCESS_KEY")
+            if not secret_access_key and access_key_id and sys.stdin.isatty():
+                secret_access_key = typer.prompt("S3 secret access key", hide_input=True)
+        if ask_pass and not password:
+            password = typer.prompt("Password", hide_input=True)
+        options = {
+            "endpoint": endpoint, "access_key_id": access_key_id, "secret_access_key": secret_access_key,
+            "region": region, "provider": provider, "token": token, "service_account_file": service_account_file,
+            "client_id": client_id, "client_secret": client_secret, "project_number": project_number,
+            "url": url, "vendor": vendor, "host": host, "port": str(port) if port else None, "user": user,
+            "pass": password, "key_file": key_file,
+        }
+        if type == "webdav":
+            options["vendor"] = vendor or "other"
+        for item in option or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise RemoteError(f"--option {item!r} is not key=value", hint="e.g. -o chunk_size=64M")
+            options[key.strip()] = value
+        full_root = root
+        if bucket:
+            full_root = f"{bucket.strip('/')}/{root.strip('/')}".rstrip("/")
+        info = connect_remote(
+            ws, name, type, {k: v for k, v in options.items() if v}, root=full_root,
+            check=not no_check, interactive=browser, replace=replace,
+        )
+    if json_output:
+        emit_json("drive.connect", info.to_dict())
+        return
+    console.print(f"Connected [bold]{escape(info.name)}[/] ({escape(info.type)}, root {escape(info.root or '/')})" + ("" if no_check else ": credentials checked"))
+    console.print(f"Next: drivelab drive mount {escape(info.name)}")
+
+
+@app.command("list")
+def list_(workspace: WorkspaceOption = None, json_output: JsonOption = False) -> None:
+    """List this workspace's remotes (never their secrets)."""
+    from drivelab.drive import list_remotes
+
+    remotes = list_remotes(workspace_from(workspace))
+    if json_output:
+        emit_json("drive.list", {"remotes": [r.to_dict() for r in remotes]})
+        return
+    if not remotes:
+        console.print("No remotes: drive/ is a local folder. Add one with `drivelab drive connect NAME --type ...`.")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("name", "type", "root", "details", ""):
+        table.add_column(column)
+    for r in remotes:
+        details = " ".join(f"{k}={v}" for k, v in r.details.items())
+        table.add_row(r.name, r.type, r.root or "/", details, "[green]drive[/]" if r.is_drive else "")
+    console.print(table)
+
+
+@app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="The remote to forget.")],
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Forget a remote (nothing on the remote is touched). If it was the drive, drive/ becomes a local folder again."""
+    from drivelab.drive import remove_remote
+
+    info = remove_remote(workspace_from(workspace), name)
+    if json_output:
+        emit_json("drive.remove", info.to_dict())
+        return
+    console.print(f"Removed {escape(info.name)}" + (": drive/ is a local folder again" if info.is_drive else ""))
+
+
+@app.command("mount")
+def mount(
+    name: Annotated[Optional[str], typer.Argument(help="Remote to attach (default: the workspace's drive).")] = None,
+    mode: Annotated[Optional[str], typer.Option("--mode", help="mount (FUSE, default) or sync (a local copy kept in step; for machines without FUSE).")] = None,
+    copy_local: Annotated[bool, typer.Option("--copy-local", help="drive/ holds local files: copy them to the remote first (local copies kept in .drivelab/local-drive/).")] = False,
+    set_aside: Annotated[bool, typer.Option("--set-aside", help="drive/ holds local files: move them to .drivelab/local-drive/ without copying.")] = False,
+    allow_non_empty: Annotated[bool, typer.Option("--allow-non-empty", help="Mount over local files in drive/ (hidden until unmount).")] = False,
+    cache: Annotated[Optional[str], typer.Option("--cache", help="VFS cache mode: writes (default), full (best for read-heavy data), minimal, off.")] = None,
+    cache_max_size: Annotated[Optional[str], typer.Option("--cache-max-size", help="Cap on the local cache, e.g. 10G (default).")] = None,
+    read_only: Annotated[bool, typer.Option("--read-only", help="Attach read-only.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the drive to be live.")] = 60.0,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Attach a remote at drive/ and return once it is live; a watchdog keeps it mounted.
+
+    Falls back to sync mode, with a notice, when FUSE is not available.
+
+    Example: drivelab drive mount box --copy-local
+    """
+    from drivelab.drive import attach
+
+    chosen = [flag for flag, on in (("copy", copy_local), ("set-aside", set_aside), ("mount-over", allow_non_empty)) if on]
+    if len(chosen) > 1:
+        raise RemoteError("--copy-local, --set-aside and --allow-non-empty exclude each other", hint="pass one of them")
+    ws = workspace_from(workspace)
+    notices = [] if json_output else None
+    state = attach(
+        ws, name, mode=mode, local_files=chosen[0] if chosen else None, read_only=True if read_only else None,
+        cache_mode=cache, cache_max_size=cache_max_size, timeout=timeout,
+        on_notice=(lambda text: console.print(f"[yellow]notice:[/] {escape(text)}")) if notices is None else None,
+    )
+    if json_output:
+        emit_json("drive.mount", state.to_dict())
+        return
+    if state.mode == "local":
+        console.print(f"drive/ is the local folder {escape(str(state.path))} (no remote configured)")
+        return
+    console.print(f"[green]live[/]: {escape(state.spec or '')} at {escape(str(state.path))} ({state.mode})")
+
+
+@app.command("flush")
+def flush(
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Give up after this many seconds (default: wait while uploads make progress).")] = None,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Return only when every pending upload has landed on the remote."""
+    from drivelab.drive import flush as flush_drive
+
+    ws = workspace_from(workspace)
+    if json_output:
+        result = flush_drive(ws, timeout=timeout)
+        emit_json("drive.flush", result.to_dict())
+        return
+    with console.status("flushing the drive...") as spinner:
+        result = flush_drive(ws, timeout=timeout, on_progress=lambda pending, done: spinner.update(f"flushing the drive: {pending} uploads pending, {done} landed"))
+    _say_flushed(result)
+
+
+def _say_flushed(result: object) -> None:
+    r = result  # FlushResult
+    if r.mode == "local":  # type: ignore[attr-defined]
+        console.print("drive/ is a local folder: nothing to upload")
+        return
+    console.print(f"flushed: waited for {r.files} files ({_size(r.bytes)}) in {r.seconds:.1f} s")  # type: ignore[attr-defined]
+    for name in getattr(r, "conflicts", []):
+        console.print(f"[yellow]conflict:[/] {escape(name)} (both sides changed; both versions kept)")
+
+
+@app.command("unmount")
+def unmount(
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Give up flushing after this many seconds (nothing is discarded).")] = None,
+    workspace: WorkspaceOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Flush, then unmount the drive and stop its watchdog."""
+    from drivelab.drive import detach
+
+    ws = workspace_from(workspace)
+    if json_output:
+        emit_json("drive.unmount", detach(ws, timeout=timeout).to_dict())
+        return
+    with console.status("flushing and unmounting the drive..."):
+        result = detach(ws, timeout=timeout)
+    _say_flushed(result)
+    if result.mode != "local":
+        console.print("unmounted")
+
+
+@app.command("status")
+def status(workspace: WorkspaceOption = None, json_output: JsonOption = False) -> None:
+    """Remote, mode, live or not, pending uploads, cache size, last watchdog event."""
+    from drivelab.drive import status as drive_status
+
+    state = drive_status(workspace_from(workspace))
+    if json_output:
+        emit_json("drive.status", state.to_dict())
+        return
+    if state.mode == "local":
+        console.print(f"drive: local folder {escape(str(state.path))}")
+        return
+    colour = {"live": "green", "down": "red", "failed": "red"}.get(state.phase, "yellow")
+    console.print(f"drive: {escape(state.spec or '')} at {escape(str(state.path))}  mode {state.mode}  [{colour}]{state.phase}[/]")
+    if state.live:
+        console.print(f"  pending uploads {state.pending_uploads} ({state.uploading} uploading), cache {_size(state.cache_bytes)} in {state.cache_files} files")
+    if state.remounts:
+        console.print(f"  remounted {state.remounts} times by the watchdog")
+    if state.last_event:
+        event = state.last_event
+        detail = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("time", "event"))
+        console.print(f"  last event: {event.get('event')} at {event.get('time')} {escape(detail)}")
+    for name in state.conflicts:
+        console.print(f"  [yellow]conflict:[/] {escape(name)}")
+    if state.error:
+        console.print(f"  [red]error:[/] {escape(state.error)}")

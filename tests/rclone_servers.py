@@ -1,0 +1,76 @@
+"""Real storage servers on loopback for the drive's tests: ``rclone serve s3`` and ``rclone serve webdav``."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from drivelab.drive import find_rclone
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RcloneServer:
+    """``rclone serve KIND`` over ``backing`` (a local folder) on a free loopback port."""
+
+    def __init__(self, kind: str, backing: Path, *args: str) -> None:
+        self.kind = kind
+        self.backing = backing
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = list(args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = backing.parent / f"serve-{kind}-{self.port}.log"
+
+    def start(self) -> RcloneServer:
+        self.backing.mkdir(parents=True, exist_ok=True)
+        rclone = find_rclone()
+        argv = [str(rclone.path), "serve", self.kind, str(self.backing), "--addr", f"127.0.0.1:{self.port}", *self.args]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"rclone serve {self.kind} exited: {self.log.read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"rclone serve {self.kind} did not start: {self.log.read_text()}")
+
+    def close(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class S3Server(RcloneServer):
+    """An S3 endpoint whose buckets are the folders of ``backing``."""
+
+    def __init__(self, backing: Path) -> None:
+        # rclone's S3 server wants keys of a realistic length.
+        self.access_key = "DRIVELAB" + secrets.token_hex(6).upper()
+        self.secret_key = secrets.token_urlsafe(30)
+        super().__init__("s3", backing, "--auth-key", f"{self.access_key},{self.secret_key}", "--etag-hash", "MD5")
+
+    def options(self) -> dict[str, str]:
+        return {"endpoint": self.url, "access_key_id": self.access_key, "secret_access_key": self.secret_key, "provider": "Rclone"}
+
+
+class WebdavServer(RcloneServer):
+    def __init__(self, backing: Path) -> None:
+        self.user = "drivelab"
+        self.password = secrets.token_urlsafe(16)
+        super().__init__("webdav", backing, "--user", self.user, "--pass", self.password)
