@@ -23,7 +23,10 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     ├── SetupError              the PyTorch runtime could not be planned, installed or verified
     │   ├── PlanError           no PyTorch build fits, or an override that cannot work
     │   └── InstallError        the installer (pip or uv) failed
-    ├── JobError                a script run as a job failed
+    ├── JobError                a script run as a job failed, or cannot be run
+    │   ├── JobFailedError      it kept failing and was not restarted again (the summary says how)
+    │   ├── JobNotFoundError    no job of that name in the workspace
+    │   └── JobRunningError     a job of that name is already running
     └── LabError                the lab could not start, or a Colab call cannot be served
 """
 
@@ -46,6 +49,9 @@ __all__ = [
     "RecipeError",
     "CheckpointError",
     "JobError",
+    "JobFailedError",
+    "JobNotFoundError",
+    "JobRunningError",
     "SetupError",
     "PlanError",
     "InstallError",
@@ -146,6 +152,18 @@ class CheckpointError(TrainError):
 
 class JobError(DrivelabError):
     """A script run as a job exited with an error."""
+
+
+class JobFailedError(JobError):
+    """A job failed and will not be restarted: it ran out of restarts without progress."""
+
+
+class JobNotFoundError(JobError):
+    """No job (run folder with a ``status.json``) of that name."""
+
+
+class JobRunningError(JobError):
+    """A job of that name is already running."""
 
 
 class SetupError(DrivelabError):

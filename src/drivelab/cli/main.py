@@ -10,6 +10,8 @@ import typer
 from drivelab import __version__
 from drivelab.cli._output import console, show_error
 from drivelab.cli.commands import data, demo, doctor, init, lab, runtime, setup
+from drivelab.cli.commands import jobs as jobs_command
+from drivelab.cli.commands import run as run_command
 from drivelab.errors import DrivelabError
 
 app = typer.Typer(
@@ -26,6 +28,8 @@ app.command("runtime")(runtime.runtime)
 app.add_typer(data.app, name="data")
 app.add_typer(setup.app, name="setup")
 app.command("doctor")(doctor.doctor)
+app.command("run", cls=run_command.RunCommand, context_settings=run_command.CONTEXT)(run_command.run)
+app.add_typer(jobs_command.app, name="jobs")
 app.command("lab")(lab.lab)
 
 _debug = False

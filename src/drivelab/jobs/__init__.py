@@ -1,9 +1,43 @@
 """Running code from the drive as a job.
 
-For now: :func:`run_demo`, the main job end to end (workspace, MNIST, the
+::
+
+    from drivelab import jobs
+    status = jobs.run_job(ws, jobs.JobSpec(Path("drive/colab/main.py"), ["--epochs", "3"], run="exp1"))
+    status = jobs.start_detached(ws, spec)      # in the background, surviving the terminal
+    jobs.list_jobs(ws); jobs.read_log(ws, "exp1"); jobs.stop_job(ws, "exp1")
+
+A job gets the run folder ``drive/runs/<run>/`` (its ``log`` and
+``status.json`` live there) and the environment variables
+``DRIVELAB_RUN_DIR``, ``DRIVELAB_RUN_NAME`` and ``DRIVELAB_RESTART_COUNT``;
+it is restarted after a crash or a kill (and resumes from its checkpoints),
+runs under torchrun when several processes are asked for, and runs headless
+under papermill when it is a notebook. The drive is attached before it starts
+and flushed when it ends. See :mod:`drivelab.jobs._supervisor`.
+
+Also :func:`run_demo`, the main job end to end (workspace, MNIST, the
 training script ``drive/colab/main.py``).
 """
 
-from drivelab.jobs._demo import DemoResult, DemoStage, run_demo
+from __future__ import annotations
 
-__all__ = ["run_demo", "DemoResult", "DemoStage"]
+from typing import TYPE_CHECKING
+
+from drivelab._lazy import lazy_exports
+
+_EXPORTS = {
+    "_control": ["follow_log", "list_jobs", "read_log", "start_detached", "stop_job"],
+    "_demo": ["DemoResult", "DemoStage", "run_demo"],
+    "_spec": ["JobSpec", "default_run_name"],
+    "_status": ["Attempt", "JobStatus", "is_alive", "read_status"],
+    "_supervisor": ["JobEvent", "describe_exit", "run_job"],
+}
+__getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_names)
+
+if TYPE_CHECKING:
+    from drivelab.jobs._control import follow_log, list_jobs, read_log, start_detached, stop_job
+    from drivelab.jobs._demo import DemoResult, DemoStage, run_demo
+    from drivelab.jobs._spec import JobSpec, default_run_name
+    from drivelab.jobs._status import Attempt, JobStatus, is_alive, read_status
+    from drivelab.jobs._supervisor import JobEvent, describe_exit, run_job

@@ -6,6 +6,10 @@
     result = train(TrainConfig(dataset_root=ws.dataset, run_dir=ws.run_dir("mnist")))
     result.final_accuracy
 
+Under torchrun (``drivelab run --nproc-per-node N``) ``train`` is
+data-parallel: :func:`join_world` joins the process group (NCCL on GPUs, Gloo
+on the CPU) and rank 0 alone writes the run folder.
+
 Recipes: ``reference`` (the classic PyTorch example, the baseline) and
 ``fast`` (the default: the quickest honest way to >= 99% test accuracy).
 
@@ -23,8 +27,10 @@ RECIPE_NAMES = ("fast", "reference")
 """The registered recipes, the default first (kept equal to ``RECIPES``' keys)."""
 
 _EXPORTS = {
-    "_checkpoint": ["list_checkpoints", "load_latest_checkpoint"],
+    "_checkpoint": ["load_checkpoint", "load_latest_checkpoint"],
     "_device": ["pick_device"],
+    "_distributed": ["World", "join_world"],
+    "_files": ["latest_complete_checkpoint", "list_checkpoints"],
     "_loop": ["BatchProgress", "CheckpointSkipped", "EpochEnd", "RunStarted", "TrainConfig", "TrainEvent", "TrainResult", "train"],
     "_metrics": ["EpochMetrics", "plot_curves", "read_metrics"],
     "_mnist": ["MnistTensors", "load_mnist"],
@@ -40,8 +46,10 @@ def recipe_names() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from drivelab.train._checkpoint import list_checkpoints, load_latest_checkpoint
+    from drivelab.train._checkpoint import load_checkpoint, load_latest_checkpoint
     from drivelab.train._device import pick_device
+    from drivelab.train._distributed import World, join_world
+    from drivelab.train._files import latest_complete_checkpoint, list_checkpoints
     from drivelab.train._loop import (
         BatchProgress,
         CheckpointSkipped,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,12 @@ import torch
 
 from drivelab._atomic import write_bytes_atomic, write_text_atomic
 from drivelab.errors import CheckpointError
+from drivelab.train._files import checkpoint_path, list_checkpoints
+from drivelab.train._files import digest_path as _digest_path
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_latest_checkpoint", "LoadedCheckpoint", "list_checkpoints"]
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "load_latest_checkpoint", "LoadedCheckpoint", "list_checkpoints"]
 
 CHECKPOINT_FORMAT = 1
-_NAME = re.compile(r"ckpt-epoch(\d{4,})\.pt$")
 
 
 @dataclass
@@ -35,25 +35,6 @@ class LoadedCheckpoint:
     path: Path | None
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     """Checkpoints found but not trusted, newest first, with the reason."""
-
-
-def checkpoint_path(run_dir: Path, epoch: int) -> Path:
-    return run_dir / f"ckpt-epoch{epoch:04d}.pt"
-
-
-def _digest_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """``(epoch, path)`` of every checkpoint file in ``run_dir``, newest first."""
-    found = []
-    if run_dir.is_dir():
-        for path in run_dir.iterdir():
-            match = _NAME.match(path.name)
-            if match:
-                found.append((int(match.group(1)), path))
-    return sorted(found, reverse=True)
 
 
 def save_checkpoint(run_dir: Path, epoch: int, state: dict[str, Any], *, keep: int = 2) -> Path:
@@ -109,3 +90,11 @@ def load_latest_checkpoint(run_dir: Path) -> LoadedCheckpoint:
             return result
         result.skipped.append((path, reason or "unknown"))
     return result
+
+
+def load_checkpoint(path: Path) -> LoadedCheckpoint:
+    """The checkpoint at ``path``, verified; raises :class:`CheckpointError` if it is not complete."""
+    state, reason = _verify(Path(path))
+    if state is None:
+        raise CheckpointError(f"cannot load checkpoint {path}: {reason}", hint="rerun: the run resumes from its newest complete checkpoint")
+    return LoadedCheckpoint(state=state, path=Path(path))

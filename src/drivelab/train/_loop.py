@@ -12,6 +12,12 @@ Rerunning with the same run folder resumes from the newest complete
 checkpoint and ends with the same weights as an uninterrupted run (same
 device, seed and thread count): shuffling is seeded per epoch and every
 random state is saved with the checkpoint.
+
+Under torchrun (several processes) the run is data-parallel: every rank holds
+the dataset, each global batch of the recipe's size is split between the
+ranks, and the gradients are averaged, so the recipe's schedule is unchanged.
+Rank 0 alone evaluates and writes checkpoints, metrics and the final weights;
+a run resumes the same way, with any number of processes.
 """
 
 from __future__ import annotations
@@ -22,14 +28,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 
 from drivelab._atomic import atomic_write
 from drivelab.errors import CheckpointError, RecipeError
-from drivelab.train._checkpoint import load_latest_checkpoint, save_checkpoint
-from drivelab.train._device import pick_device
+from drivelab.train._checkpoint import LoadedCheckpoint, load_checkpoint, load_latest_checkpoint, save_checkpoint
+from drivelab.train._distributed import World, join_world
 from drivelab.train._metrics import EpochMetrics, plot_curves, read_metrics, write_metrics
 from drivelab.train._mnist import MNIST_MEAN, MNIST_STD, load_mnist
 from drivelab.train._recipes import Recipe, get_recipe
@@ -118,7 +126,9 @@ class TrainResult:
     epochs: int
     resumed_from: int | None
     history: list[EpochMetrics] = field(default_factory=list)
+    """Filled on rank 0 only when several processes train."""
     skipped_checkpoints: list[tuple[Path, str]] = field(default_factory=list)
+    world_size: int = 1
 
     @property
     def final_accuracy(self) -> float | None:
@@ -139,6 +149,7 @@ class TrainResult:
             "best_accuracy": self.best_accuracy,
             "history": [m.to_dict() for m in self.history],
             "skipped_checkpoints": [{"path": str(p), "reason": r} for p, r in self.skipped_checkpoints],
+            "world_size": self.world_size,
         }
 
 
@@ -185,8 +196,9 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 class _Run:
     """The state of one run between epochs."""
 
-    def __init__(self, config: TrainConfig, recipe: Recipe, device: torch.device) -> None:
-        self.config, self.recipe, self.device = config, recipe, device
+    def __init__(self, config: TrainConfig, recipe: Recipe, world: World) -> None:
+        device = world.device
+        self.config, self.recipe, self.device, self.world = config, recipe, device, world
         self.epochs = config.epochs or recipe.epochs
         self.batch_size = config.batch_size or recipe.batch_size
         data = load_mnist(config.dataset_root)
@@ -203,6 +215,13 @@ class _Run:
 
         torch.manual_seed(config.seed)
         self.model = recipe.build_model().to(device, memory_format=memory_format)
+        # Every rank starts from the same weights; after that, ranks other
+        # than 0 draw their own random numbers (dropout).
+        if world.rank:
+            torch.manual_seed(config.seed + 7919 * world.rank)
+        self.forward: nn.Module = self.model
+        if world.distributed:
+            self.forward = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.optimizer, self.scheduler, self.step_per_batch = recipe.build_optimizer(
             self.model, self.steps_per_epoch, self.epochs, config.lr
         )
@@ -225,26 +244,56 @@ class _Run:
         return x.contiguous(memory_format=memory_format)
 
     def _batches(self, epoch: int):
+        """``(images, labels, global batch size)``: this rank's part of each batch."""
         generator = torch.Generator().manual_seed(_epoch_seed(self.config.seed, epoch))
-        if self.recipe.pipeline == "tensor":
+        if self.world.distributed:
+            yield from self._rank_batches(generator)
+        elif self.recipe.pipeline == "tensor":
             order = torch.randperm(self.n_train, generator=generator).to(self.device)
             for start in range(0, self.n_train, self.batch_size):
                 index = order[start : start + self.batch_size]
-                yield self.train_x[index], self.train_y[index]
+                yield self.train_x[index], self.train_y[index], len(index)
         else:
             loader = torch.utils.data.DataLoader(
                 self.train_set, batch_size=self.batch_size, shuffle=True, generator=generator
             )
             for images, labels in loader:
-                yield images.to(self.device), labels.to(self.device)
+                yield images.to(self.device), labels.to(self.device), len(labels)
+
+    def _rank_batches(self, generator: torch.Generator):
+        # One permutation on every rank (same seed); each global batch is dealt
+        # out rank::world_size. A last batch too small to give every rank an
+        # image is dropped, the same way on every rank.
+        rank, world_size = self.world.rank, self.world.world_size
+        order = torch.randperm(self.n_train, generator=generator)
+        slices = []
+        for start in range(0, self.n_train, self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if len(batch) >= world_size:
+                slices.append((batch[rank::world_size], len(batch)))
+        if self.recipe.pipeline == "tensor":
+            for index, size in slices:
+                index = index.to(self.device)
+                yield self.train_x[index], self.train_y[index], size
+        else:
+            loader = torch.utils.data.DataLoader(self.train_set, batch_sampler=[index.tolist() for index, _ in slices])
+            for (images, labels), (_, size) in zip(loader, slices, strict=True):
+                yield images.to(self.device), labels.to(self.device), size
 
     def train_epoch(self, epoch: int, progress: Callable[[TrainEvent], None] | None) -> torch.Tensor:
         self.model.train()
         total = torch.zeros((), device=self.device)
         report_every = max(1, self.steps_per_epoch // 50)
-        for step, (images, labels) in enumerate(self._batches(epoch), start=1):
+        world_size = self.world.world_size
+        for step, (images, labels, size) in enumerate(self._batches(epoch), start=1):
             with self._autocast():
-                loss = F.cross_entropy(self.model(images), labels)
+                if world_size == 1:
+                    loss = F.cross_entropy(self.forward(images), labels)
+                else:
+                    # DDP averages gradients over ranks; scaled so, the average
+                    # is the gradient of the mean loss over the whole batch.
+                    summed = F.cross_entropy(self.forward(images), labels, reduction="sum")
+                    loss = summed * (world_size / size)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -253,11 +302,13 @@ class _Run:
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
             # Summed on the device: reading it back every step would stall the pipeline.
-            total += loss.detach() * len(labels)
+            total += loss.detach() * (len(labels) if world_size == 1 else size / world_size)
             if progress and step % report_every == 0:
                 progress(BatchProgress(epoch, step, self.steps_per_epoch))
         if not self.step_per_batch:
             self.scheduler.step()
+        if self.world.distributed:
+            dist.all_reduce(total)
         return total / self.n_train
 
     def _autocast(self):
@@ -296,6 +347,12 @@ class _Run:
             state["ema"] = self.ema.state_dict()
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state_all()
+        if self.world.distributed:
+            # Every rank's generators, so that a resumed rank draws what it would have.
+            gathered: list = [None] * self.world.world_size
+            mine = (torch.get_rng_state(), torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
+            dist.all_gather_object(gathered, mine)
+            state["rng_ranks"] = [{"cpu": cpu, **({"cuda": cuda} if cuda is not None else {})} for cpu, cuda in gathered]
         return state
 
     def restore(self, state: dict) -> None:
@@ -305,9 +362,16 @@ class _Run:
             self.scheduler.load_state_dict(state["scheduler"])
             if self.ema is not None:
                 self.ema.load_state_dict(state["ema"])
-            torch.set_rng_state(state["rng_cpu"])
-            if self.device.type == "cuda" and "rng_cuda" in state:
-                torch.cuda.set_rng_state_all(state["rng_cuda"])
+            ranks = state.get("rng_ranks")
+            if self.world.distributed:
+                if ranks and len(ranks) == self.world.world_size:
+                    torch.set_rng_state(ranks[self.world.rank]["cpu"])
+                    if self.device.type == "cuda" and "cuda" in ranks[self.world.rank]:
+                        torch.cuda.set_rng_state(ranks[self.world.rank]["cuda"], self.device)
+            else:
+                torch.set_rng_state(state["rng_cpu"])
+                if self.device.type == "cuda" and "rng_cuda" in state:
+                    torch.cuda.set_rng_state_all(state["rng_cuda"])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise CheckpointError(
                 f"the checkpoint does not fit this run: {exc}",
@@ -318,7 +382,9 @@ class _Run:
 def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = None) -> TrainResult:
     """Train ``config.recipe`` on MNIST into ``config.run_dir``; see the module doc.
 
-    ``progress`` receives :data:`TrainEvent` objects (never required).
+    ``progress`` receives :data:`TrainEvent` objects (never required; on rank 0
+    only when several processes train). Under torchrun this joins the process
+    group (see :func:`join_world`); the caller leaves it with ``World.close()``.
     Raises :class:`DrivelabError` subclasses for bad data, recipes or devices.
     """
     recipe = get_recipe(config.recipe)
@@ -326,21 +392,31 @@ def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = N
         raise RecipeError(f"epochs must be at least 1, not {config.epochs}")
     if config.batch_size is not None and config.batch_size < 1:
         raise RecipeError(f"batch size must be at least 1, not {config.batch_size}")
-    device = pick_device(config.device)
+    world = join_world(config.device)
+    main = world.is_main
+    report = progress if main else None
+    device = world.device
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = run_dir / "metrics.jsonl"
 
-    run = _Run(config, recipe, device)
-    result = TrainResult(run_dir, recipe.name, str(device), run.epochs, resumed_from=None)
+    run = _Run(config, recipe, world)
+    result = TrainResult(run_dir, recipe.name, str(device), run.epochs, resumed_from=None, world_size=world.world_size)
 
     start_epoch, elapsed, checkpoint = 0, 0.0, None
     if config.resume:
-        loaded = load_latest_checkpoint(run_dir)
-        for path, reason in loaded.skipped:
-            result.skipped_checkpoints.append((path, reason))
-            if progress:
-                progress(CheckpointSkipped(path, reason))
+        if main:
+            loaded = load_latest_checkpoint(run_dir)
+            for path, reason in loaded.skipped:
+                result.skipped_checkpoints.append((path, reason))
+                if report:
+                    report(CheckpointSkipped(path, reason))
+        if world.distributed:
+            # Rank 0 chooses; the others load the very file it verified.
+            chosen = [loaded.path if main else None]
+            dist.broadcast_object_list(chosen, src=0)
+            if not main:
+                loaded = load_checkpoint(chosen[0]) if chosen[0] is not None else LoadedCheckpoint(None, None)
         if loaded.state is not None:
             saved = loaded.state.get("config", {})
             if saved != config.identity():
@@ -352,31 +428,43 @@ def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = N
             run.restore(loaded.state)
             start_epoch, elapsed, checkpoint = int(loaded.state["epoch"]), float(loaded.state["elapsed"]), loaded.path
             result.resumed_from = start_epoch
-    # Epochs after the checkpoint will be trained again: their old lines go.
-    result.history = [m for m in read_metrics(metrics_file) if m.epoch <= start_epoch] if start_epoch else []
-    write_metrics(metrics_file, result.history)
-    if progress:
-        progress(RunStarted(run_dir, recipe.name, str(device), run.epochs, start_epoch, checkpoint))
+    if main:
+        # Epochs after the checkpoint will be trained again: their old lines go.
+        result.history = [m for m in read_metrics(metrics_file) if m.epoch <= start_epoch] if start_epoch else []
+        write_metrics(metrics_file, result.history)
+    if report:
+        report(RunStarted(run_dir, recipe.name, str(device), run.epochs, start_epoch, checkpoint))
 
     for epoch in range(start_epoch + 1, run.epochs + 1):
         started = time.perf_counter()
         lr = run.optimizer.param_groups[0]["lr"]
-        train_loss = run.train_epoch(epoch, progress).item()
-        test_loss, accuracy = run.evaluate()
-        seconds = time.perf_counter() - started
-        elapsed += seconds
-        metrics = EpochMetrics(epoch, train_loss, test_loss, accuracy, seconds, elapsed, lr)
-        path = save_checkpoint(run_dir, epoch, run.state(elapsed), keep=config.keep_checkpoints)
-        result.history.append(metrics)
-        write_metrics(metrics_file, result.history)
-        plot_curves(run_dir / "curves.png", result.history, title=f"MNIST, recipe {recipe.name}")
-        if progress:
-            progress(EpochEnd(metrics, path))
-        if config.stop_at_accuracy is not None and accuracy >= config.stop_at_accuracy:
+        train_loss = run.train_epoch(epoch, report).item()
+        stop = False
+        if main:
+            test_loss, accuracy = run.evaluate()
+            seconds = time.perf_counter() - started
+            elapsed += seconds
+            metrics = EpochMetrics(epoch, train_loss, test_loss, accuracy, seconds, elapsed, lr)
+        state = run.state(elapsed)  # on every rank: it gathers their random states
+        if main:
+            path = save_checkpoint(run_dir, epoch, state, keep=config.keep_checkpoints)
+            result.history.append(metrics)
+            write_metrics(metrics_file, result.history)
+            plot_curves(run_dir / "curves.png", result.history, title=f"MNIST, recipe {recipe.name}")
+            if report:
+                report(EpochEnd(metrics, path))
+            stop = config.stop_at_accuracy is not None and accuracy >= config.stop_at_accuracy
+        if world.distributed:
+            decision = [stop]
+            dist.broadcast_object_list(decision, src=0)  # also keeps the ranks in step
+            stop = bool(decision[0])
+        if stop:
             break
 
-    if result.history and not (run_dir / "curves.png").exists():
-        plot_curves(run_dir / "curves.png", result.history, title=f"MNIST, recipe {recipe.name}")
-    with atomic_write(run_dir / "model.pt") as fh:
-        torch.save(run.eval_model.state_dict(), fh)
+    if main:
+        if result.history and not (run_dir / "curves.png").exists():
+            plot_curves(run_dir / "curves.png", result.history, title=f"MNIST, recipe {recipe.name}")
+        with atomic_write(run_dir / "model.pt") as fh:
+            torch.save(run.eval_model.state_dict(), fh)
+    world.barrier()
     return result

@@ -3,10 +3,13 @@
     python drive/colab/main.py                      # fast recipe, >= 99% in a few epochs
     python drive/colab/main.py --recipe reference   # the classic PyTorch example
     python drive/colab/main.py --run my-run         # rerun later: resumes where it stopped
+    drivelab run --nproc-per-node 2 drive/colab/main.py   # data-parallel, one process per rank
 
 MNIST is downloaded into drive/dataset (skipped when already there); each run
 writes checkpoints, metrics.jsonl and curves.png to drive/runs/<run>/.
 Rerunning with the same --run resumes from the last complete checkpoint.
+Under torchrun each rank trains on its share of every batch and rank 0 alone
+prints and writes the run folder.
 """
 
 import argparse
@@ -19,7 +22,7 @@ import torch
 
 from drivelab.data import get_mnist
 from drivelab.errors import DrivelabError
-from drivelab.train import BatchProgress, CheckpointSkipped, EpochEnd, RunStarted, TrainConfig, recipe_names, train
+from drivelab.train import BatchProgress, CheckpointSkipped, EpochEnd, RunStarted, TrainConfig, join_world, recipe_names, train
 
 DRIVE = Path(__file__).resolve().parent.parent  # drive/colab/main.py -> drive/
 
@@ -55,10 +58,13 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    get_mnist(args.data_dir, mirrors=args.mirror)
+    world = join_world(args.device)  # under torchrun: this rank's place; alone: a world of one
+    if world.local_rank == 0:  # one download per machine; the other ranks wait for it
+        get_mnist(args.data_dir, mirrors=args.mirror)
+    world.barrier()
     config = TrainConfig(
         dataset_root=args.data_dir,
-        run_dir=run_dir_for(args),
+        run_dir=world.agree(run_dir_for(args)),  # one folder, even if the ranks' clocks differ
         recipe=args.recipe,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -90,6 +96,7 @@ def main(argv=None):
             )
 
     result = train(config, progress=report)
+    world.close()
     if result.final_accuracy is not None:
         print(f"Test accuracy {result.final_accuracy:.2f}% (best {result.best_accuracy:.2f}%) | run folder {result.run_dir}")
 

@@ -1,0 +1,160 @@
+"""Jobs in the background: start detached, list, read logs, stop."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from drivelab.errors import JobError, JobNotFoundError, JobRunningError
+from drivelab.jobs._spec import JobSpec, default_run_name
+from drivelab.jobs._status import JobStatus, is_alive, log_path, read_status, status_path, write_status
+from drivelab.workspace import Workspace
+
+__all__ = ["start_detached", "list_jobs", "read_log", "follow_log", "stop_job"]
+
+
+def start_detached(ws: Workspace, spec: JobSpec, *, timeout: float = 30.0) -> JobStatus:
+    """Start ``spec`` under a supervisor of its own, in a new session, and return once it runs.
+
+    The supervisor outlives the calling process and its terminal; its own
+    output (a crash, say) goes to the run's log. Raises :class:`JobRunningError`
+    if a job of that name is running.
+    """
+    if not spec.run:
+        spec.run = default_run_name(spec.script)
+    spec.validate()
+    if is_alive(ws, spec.run):
+        raise JobRunningError(
+            f"run {spec.run!r} is already running",
+            hint=f"watch it with `drivelab jobs logs {spec.run} -f`, stop it with `drivelab jobs stop {spec.run}`, or pick another --run name",
+        )
+    run_dir = ws.run_dir(spec.run)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    argv = [spec.python, "-m", "drivelab.jobs._supervisor", str(ws.root), json.dumps(spec.to_dict())]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIVELAB_RUN_", "DRIVELAB_RESTART_"))}
+    with open(log_path(run_dir), "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            cwd=ws.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # no terminal: closing it does not reach the job
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(JobNotFoundError):
+            status = read_status(ws, spec.run)
+            if status.supervisor_pid == proc.pid:
+                # It wrote its status; pid() is the command's, once started.
+                return status
+        code = proc.poll()
+        if code is not None:
+            tail = "\n".join(read_log(ws, spec.run, tail=10).splitlines()) if log_path(run_dir).exists() else ""
+            raise JobError(f"the job's supervisor exited at once ({code}); the log ends:\n{tail}", hint=f"see {log_path(run_dir)}")
+        if time.monotonic() > deadline:
+            raise JobError(f"the job {spec.run!r} did not start within {timeout:.0f} s", hint=f"see {log_path(run_dir)}")
+        time.sleep(0.02)
+
+
+def list_jobs(ws: Workspace) -> list[JobStatus]:
+    """Every job of the workspace (run folders holding a ``status.json``), oldest first."""
+    found = []
+    if ws.runs.is_dir():
+        for path in ws.runs.iterdir():
+            if status_path(path).is_file():
+                with contextlib.suppress(JobNotFoundError, JobError):
+                    found.append(read_status(ws, path.name))
+    return sorted(found, key=lambda s: s.started)
+
+
+def read_log(ws: Workspace, run: str, *, tail: int | None = None) -> str:
+    """The job's log (its last ``tail`` lines when given)."""
+    read_status(ws, run)  # a clear error for an unknown job
+    try:
+        text = log_path(ws.run_dir(run)).read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    if tail is not None:
+        lines = text.splitlines(keepends=True)
+        text = "".join(lines[-tail:]) if tail > 0 else ""
+    return text
+
+
+def follow_log(ws: Workspace, run: str, *, tail: int | None = None, poll: float = 0.2) -> Iterator[str]:
+    """The log (its last ``tail`` lines), then what is appended to it, until the job has ended."""
+    read_status(ws, run)
+    path = log_path(ws.run_dir(run))
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    offset = len(data)
+    text = data.decode("utf-8", errors="replace")
+    if tail is not None:
+        text = "".join(text.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
+    if text:
+        yield text
+    while True:
+        alive = is_alive(ws, run)  # looked at before reading, so nothing written before the end is missed
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+            if data:
+                offset += len(data)
+                yield data.decode("utf-8", errors="replace")
+                continue
+        if not alive:
+            return
+        time.sleep(poll)
+
+
+def stop_job(ws: Workspace, run: str, *, timeout: float = 60.0) -> JobStatus:
+    """Stop a running job (SIGTERM; its supervisor escalates to SIGKILL after the grace period).
+
+    Returns its final status once the supervisor has recorded it and flushed
+    the drive. A job whose supervisor is gone (``lost``) has what is left of
+    its processes killed and is recorded as stopped.
+    """
+    status = read_status(ws, run)
+    if status.state == "lost":
+        _kill_group(status.pid, Path(status.run_dir))
+        status.state, status.summary = "stopped", "stopped; its supervisor was already gone"
+        write_status(status)
+        return status
+    if not status.active:
+        raise JobError(f"job {run!r} is not running (it {status.state})", hint=f"`drivelab jobs logs {run}` shows how it ended")
+    if status.supervisor_pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(status.supervisor_pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while is_alive(ws, run):
+        if time.monotonic() > deadline:
+            latest = read_status(ws, run)
+            with contextlib.suppress(ProcessLookupError):
+                if latest.supervisor_pid:
+                    os.kill(latest.supervisor_pid, signal.SIGKILL)
+            _kill_group(latest.pid, Path(latest.run_dir))
+            raise JobError(f"job {run!r} did not stop within {timeout:.0f} s; it was killed", hint=f"see {log_path(Path(latest.run_dir))}")
+        time.sleep(0.05)
+    return read_status(ws, run)
+
+
+def _kill_group(pid: int | None, run_dir: Path) -> None:
+    """SIGKILL the process group of ``pid`` if it is still this job's (pids get reused)."""
+    if not pid:
+        return
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return
+    if f"DRIVELAB_RUN_DIR={run_dir}".encode() in environ:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,342 @@
+"""The supervisor: runs a job's command, restarts it, records it, flushes the drive.
+
+One supervisor per job, in the ``drivelab run`` process (foreground) or in a
+process of its own started in a new session (``--detach``, see
+:mod:`drivelab.jobs._control`). It
+
+- attaches the drive and gives the job its run folder and environment
+  (``DRIVELAB_RUN_DIR``, ``DRIVELAB_RUN_NAME``, ``DRIVELAB_RESTART_COUNT``,
+  ``DRIVELAB_WORKSPACE``);
+- starts the command in a process group of its own, so that stopping reaches
+  every process of the job (torchrun's workers, a notebook's kernel);
+- copies each output line to ``drive/runs/<run>/log`` (and to ``on_line``);
+- restarts a command that fails or is killed, after ``backoff`` seconds doubled
+  for each restart in a row, until ``restarts`` restarts in a row made no
+  progress; progress is a newer complete checkpoint in the run folder, so a job
+  that resumes from its checkpoints may be killed any number of times;
+- flushes the drive when the job ends, and only then records it as ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivelab.errors import DrivelabError, JobError
+from drivelab.jobs._spec import JobSpec, default_run_name
+from drivelab.jobs._status import Attempt, JobStatus, job_lock, log_path, now_iso, write_status
+from drivelab.train import latest_complete_checkpoint
+from drivelab.workspace import Workspace
+
+__all__ = ["JobEvent", "run_job", "describe_exit", "MAX_BACKOFF"]
+
+MAX_BACKOFF = 60.0
+_TAIL_LINES = 15
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """Something the supervisor did: ``started``, ``exited``, ``restarting``, ``stopping``, ``flushed``, ``ended``."""
+
+    kind: str
+    message: str
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "did not start"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code > 128 and code - 128 in signal.Signals._value2member_map_:
+        # a shell or torchrun reporting a signal the usual way
+        return f"exit code {code} ({signal.Signals(code - 128).name})"
+    return f"exit code {code}"
+
+
+def _checkpoint_epoch(run_dir: Path) -> tuple[int, str] | None:
+    found = latest_complete_checkpoint(run_dir)
+    return (found[0], found[1].name) if found else None
+
+
+class _Supervisor:
+    def __init__(
+        self,
+        ws: Workspace,
+        spec: JobSpec,
+        *,
+        detached: bool,
+        on_line: Callable[[str], None] | None,
+        on_event: Callable[[JobEvent], None] | None,
+    ) -> None:
+        self.ws, self.spec, self.detached = ws, spec, detached
+        self.on_line, self.on_event = on_line, on_event
+        self.run_dir = ws.run_dir(spec.run)
+        self.stop_signal: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = None
+        self.tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        self._killer: threading.Timer | None = None
+
+    # --- output -------------------------------------------------------------------------
+
+    def _write_log(self, text: str) -> None:
+        if self.log is not None:
+            self.log.write(text.encode("utf-8", "replace") + b"\n")
+            self.log.flush()
+
+    def event(self, kind: str, message: str) -> None:
+        self._write_log(f"[drivelab] {message}")
+        if self.on_event:
+            self.on_event(JobEvent(kind, message))
+
+    # --- stopping -----------------------------------------------------------------------
+
+    def _signal_job(self, signum: int) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signum)
+
+    def request_stop(self, signum: int) -> None:
+        """Stop the job: ``signum`` to its process group now, SIGKILL after the grace period."""
+        first = self.stop_signal is None
+        self.stop_signal = signum
+        # SIGHUP means our terminal is gone: the job gets a TERM it can handle.
+        self._signal_job(signal.SIGTERM if signum == signal.SIGHUP else signum)
+        if first:
+            self._killer = threading.Timer(self.spec.stop_grace, self._signal_job, args=(signal.SIGKILL,))
+            self._killer.daemon = True
+            self._killer.start()
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {s: signal.getsignal(s) for s in handled}
+        for s in handled:
+            signal.signal(s, lambda signum, frame: self.request_stop(signum))
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    # --- one attempt --------------------------------------------------------------------
+
+    def _environment(self, restart: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            DRIVELAB_RUN_DIR=str(self.run_dir),
+            DRIVELAB_RUN_NAME=self.spec.run,
+            DRIVELAB_RESTART_COUNT=str(restart),
+            DRIVELAB_WORKSPACE=str(self.ws.root),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def _run_once(self, command: list[str], restart: int, attempt: Attempt, status: JobStatus) -> int:
+        try:
+            self.proc = subprocess.Popen(
+                command,
+                cwd=self.ws.root,
+                env=self._environment(restart),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stop reaches all of it
+            )
+        except OSError as exc:
+            raise JobError(f"cannot start {command[0]}: {exc.strerror or exc}", hint="check the Python interpreter and the script") from exc
+        attempt.pid = self.proc.pid
+        write_status(status)
+        if self.stop_signal is not None:  # asked to stop while it was starting
+            self._signal_job(self.stop_signal)
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.tail.append(line)
+            if self.log is not None:
+                self.log.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                self.log.flush()
+            if self.on_line:
+                self.on_line(line)
+        code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while self.stop_signal is None and time.monotonic() < deadline:
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    # --- the whole job ------------------------------------------------------------------
+
+    def run(self) -> JobStatus:
+        spec, ws = self.spec, self.ws
+        from drivelab import drive
+
+        drive.attach(ws)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        command = spec.command(ws, self.run_dir)
+        status = JobStatus(
+            run=spec.run,
+            run_dir=str(self.run_dir),
+            kind=spec.kind,
+            command=command,
+            cwd=str(ws.root),
+            state="starting",
+            started=now_iso(),
+            detached=self.detached,
+            supervisor_pid=os.getpid(),
+            host=socket.gethostname(),
+            output=str(spec.output_notebook(self.run_dir)) if spec.kind == "notebook" else None,
+            log=str(log_path(self.run_dir)),
+            spec=spec.to_dict(),
+        )
+        self.log = open(log_path(self.run_dir), "ab")  # noqa: SIM115 -- open for the job's whole life
+        try:
+            with self._signals():
+                self._attempts(status, command)
+            self._finish(status)
+        finally:
+            if self._killer is not None:
+                self._killer.cancel()
+            self.log.close()
+            self.log = None
+        return status
+
+    def _attempts(self, status: JobStatus, command: list[str]) -> None:
+        spec = self.spec
+        in_a_row = 0  # restarts since the job last made progress
+        restart = 0
+        while True:
+            before = _checkpoint_epoch(self.run_dir)
+            attempt = Attempt(number=restart, started=now_iso())
+            status.attempts.append(attempt)
+            status.state, status.restarts = "running", restart
+            what = "starting" if restart == 0 else f"restart {restart}"
+            self.event("started", f"{what}: {' '.join(command)}" + (f" (from {before[1]})" if before else ""))
+            started = time.monotonic()
+            code = self._run_once(command, restart, attempt, status)
+            after = _checkpoint_epoch(self.run_dir)
+            attempt.ended, attempt.seconds, attempt.exit_code = now_iso(), round(time.monotonic() - started, 3), code
+            attempt.checkpoint = after[1] if after else None
+            attempt.progressed = after is not None and (before is None or after[0] > before[0])
+            status.last_checkpoint = attempt.checkpoint
+            status.exit_code = code
+            self.event("exited", f"{describe_exit(code)} after {attempt.seconds:.1f} s")
+
+            if self.stop_signal is not None:
+                status.state = "stopped"
+                status.summary = f"stopped ({signal.Signals(self.stop_signal).name}) after {len(status.attempts)} attempt(s); {describe_exit(code)}"
+                return
+            if code == 0:
+                status.state = "succeeded"
+                status.summary = "succeeded" + (f" after {restart} restart(s)" if restart else "")
+                return
+            if attempt.progressed:
+                in_a_row = 0
+            if in_a_row >= spec.restarts:
+                status.state = "failed"
+                status.summary = self._give_up_summary(status, in_a_row)
+                return
+            in_a_row += 1
+            restart += 1
+            delay = min(MAX_BACKOFF, spec.backoff * 2 ** (in_a_row - 1))
+            status.state, status.restarts = "restarting", restart
+            write_status(status)
+            resume = f", resuming from {after[1]}" if after else ""
+            self.event("restarting", f"restarting in {delay:.1f} s (restart {in_a_row} of {spec.restarts} in a row without progress{resume})")
+            self._sleep(delay)
+            if self.stop_signal is not None:
+                status.state = "stopped"
+                status.summary = f"stopped ({signal.Signals(self.stop_signal).name}) while waiting to restart"
+                return
+
+    def _give_up_summary(self, status: JobStatus, in_a_row: int) -> str:
+        failed = status.attempts[-(in_a_row + 1) :]
+        codes = sorted({describe_exit(a.exit_code) for a in failed})
+        longest = max(a.seconds or 0.0 for a in failed)
+        how = codes[0] + " each time" if len(codes) == 1 else ", ".join(codes)
+        if self.spec.restarts == 0:
+            return f"failed ({how}) after {longest:.1f} s; not restarted (--restarts 0)"
+        return (
+            f"gave up after {len(status.attempts)} attempt(s): the last {len(failed)} failed without a new checkpoint "
+            f"({how}, each within {longest:.1f} s)"
+        )
+
+    def _finish(self, status: JobStatus) -> None:
+        from drivelab import drive
+
+        status.ended = now_iso()
+        write_status(status)
+        self.event("ended", f"job {status.run}: {status.summary}")
+        try:
+            flushed = drive.flush(self.ws)
+        except DrivelabError as exc:
+            status.flush = {"error": exc.message}
+            self.event("flushed", f"flushing the drive failed: {exc.message}")
+        else:
+            status.flush = {"files": flushed.files, "bytes": flushed.bytes, "seconds": round(flushed.seconds, 3)}
+            if flushed.files:
+                self.event("flushed", f"drive flushed: {flushed.files} file(s), {flushed.bytes} bytes in {flushed.seconds:.1f} s")
+        write_status(status)
+        with contextlib.suppress(DrivelabError):
+            drive.flush(self.ws)  # status.json itself, written after the flush
+
+
+def run_job(
+    ws: Workspace,
+    spec: JobSpec,
+    *,
+    detached: bool = False,
+    on_line: Callable[[str], None] | None = None,
+    on_event: Callable[[JobEvent], None] | None = None,
+) -> JobStatus:
+    """Run ``spec`` to its end in this process and return its final status.
+
+    ``on_line`` gets each output line, ``on_event`` each :class:`JobEvent`.
+    SIGINT, SIGTERM and SIGHUP stop the job (when called from the main
+    thread). Returns the status whatever the outcome (``status.state`` is
+    ``succeeded``, ``failed`` or ``stopped``); raises :class:`JobError` only
+    for a job that cannot start, :class:`JobRunningError` when a job of that
+    name is running already.
+    """
+    if not spec.run:
+        spec.run = default_run_name(spec.script)
+    spec.validate()
+    with job_lock(ws, spec.run):
+        return _Supervisor(ws, spec, detached=detached, on_line=on_line, on_event=on_event).run()
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m drivelab.jobs._supervisor ROOT SPEC_JSON``: a detached job's supervisor."""
+    import json
+
+    ws = Workspace(Path(argv[0]))
+    spec = JobSpec.from_dict(json.loads(argv[1]))
+    try:
+        status = run_job(ws, spec, detached=True)
+    except DrivelabError as exc:
+        print(f"[drivelab] error: {exc.message}" + (f"\n[drivelab] hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return 2
+    return 0 if status.state == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))
