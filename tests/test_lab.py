@@ -1,0 +1,292 @@
+"""``drivelab lab``: the real JupyterLab on a loopback port, its REST API, the
+server extension, clear errors for bad addresses, and a clean stop on Ctrl+C.
+
+Every server runs with its own Jupyter folders (config, data, runtime) under
+the test's temporary folder, so nothing of the user's Jupyter set-up leaks in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+from drivelab.lab._server import _check_address
+from drivelab.workspace import init_workspace
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "docs" / "runtime.schema.json"
+URL_LINE = re.compile(r"(http://127\.0\.0\.1:(\d+)/lab\?token=(\S+))")
+
+
+def jupyter_env(home: Path, **extra: str) -> dict[str, str]:
+    """A child environment with Jupyter's folders of its own and no drivelab settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIVELAB_", "JUPYTER"))}
+    for key in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(key, None)
+    env.update(
+        COLUMNS="200",
+        NO_COLOR="1",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(home / "lab-settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "lab-workspaces"),
+        IPYTHONDIR=str(home / "ipython"),
+    )
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(url: str, *, token: str | None = None, method: str = "GET", body: dict | None = None) -> tuple[int, bytes]:
+    """``(status, body)``; never through a proxy."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    headers = {"Authorization": f"token {token}"} if token else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with opener.open(request, timeout=30) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass
+class LabProcess:
+    """``drivelab lab`` running as a child process."""
+
+    proc: subprocess.Popen[str]
+    workspace: Path
+    url: str
+    token: str
+    port: int
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+def start_cli_lab(workspace: Path, home: Path, *args: str, timeout: float = 90) -> LabProcess:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drivelab", "lab", "--no-browser", "--port", str(port), "-w", str(workspace), *args],
+        env=jupyter_env(home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if "Ctrl+C" in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(timeout) or proc.poll() is not None:
+        proc.kill()
+        pytest.fail("drivelab lab did not start:\n" + "\n".join(lines))
+    match = next((URL_LINE.search(line) for line in lines if URL_LINE.search(line)), None)
+    assert match, "no URL with a token printed:\n" + "\n".join(lines)
+    return LabProcess(proc, workspace, match[1], match[3], int(match[2]), lines)
+
+
+def stop(lab: LabProcess, timeout: float = 60) -> int:
+    if lab.proc.poll() is None:
+        lab.proc.send_signal(signal.SIGINT)
+    try:
+        return lab.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        lab.proc.kill()
+        raise
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
+    """One ``drivelab lab`` for the module's read-only checks."""
+    base = tmp_path_factory.mktemp("lab")
+    workspace = init_workspace(base / "ws").workspace.root
+    running = start_cli_lab(workspace, base / "jupyter")
+    yield running
+    stop(running)
+
+
+def test_lab_prints_a_loopback_url_with_a_token_and_refuses_requests_without_it(lab):
+    assert lab.url.startswith(f"http://127.0.0.1:{lab.port}/lab?token=")
+    assert len(lab.token) >= 32
+    # The server listens on loopback only.
+    server = psutil.Process(lab.proc.pid).children()[0]
+    listening = [c.laddr for c in server.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening
+    assert lab.token not in " ".join(server.cmdline())  # the token is not shown by ps
+
+    for path in ("api/contents/drive", "api/kernels", "drivelab/api/runtime", "drivelab/api/drive"):
+        status, _ = http(lab.base + path)
+        assert status == 403, path
+        status, _ = http(lab.base + path, token="not-the-token")
+        assert status == 403, path
+
+    status, body = http(lab.base + "api/contents/drive", token=lab.token)
+    assert status == 200
+    names = {item["name"] for item in json.loads(body)["content"]}
+    assert {"colab", "dataset", "runs"} <= names
+
+
+def test_runtime_endpoint_serves_the_documented_runtime_document(lab):
+    jsonschema = pytest.importorskip("jsonschema")
+    status, body = http(lab.base + "drivelab/api/runtime", token=lab.token)
+    assert status == 200
+    doc = json.loads(body)
+    jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
+    # The same machine as `drivelab runtime --json` sees, from a separate process.
+    cli = subprocess.run(
+        [sys.executable, "-m", "drivelab", "runtime", "--json", "-w", str(lab.workspace)],
+        capture_output=True, text=True, env=jupyter_env(lab.workspace.parent), timeout=120,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    expected = json.loads(cli.stdout)
+    for key in ("kind", "version", "nvidia", "amd", "mps", "xpu", "torch"):
+        assert doc[key] == expected[key], key
+    for key in ("os", "arch", "python_version", "cpu_model", "cpu_cores", "ram_bytes"):
+        assert doc["system"][key] == expected["system"][key], key
+    assert set(doc["system"]["disk_free_bytes"]) == {"workspace", "scratch"}
+
+
+def test_drive_endpoint_serves_the_drive_state(lab):
+    from drivelab import drive
+    from drivelab.workspace import Workspace
+
+    status, body = http(lab.base + "drivelab/api/drive", token=lab.token)
+    assert status == 200
+    doc = json.loads(body)
+    assert doc["kind"] == "drive" and doc["version"] == 1
+    assert doc["workspace"] == str(lab.workspace)
+    state = drive.status(Workspace(lab.workspace)).to_dict()
+    assert set(doc) == {"kind", "version", "workspace", *state}
+    assert doc["mode"] == state["mode"] == "local"
+    assert doc["path"] == str(lab.workspace / "drive")
+    assert doc["live"] is True
+
+
+def test_lab_kernel_is_drivelabs_and_the_lab_opens_on_the_drive(lab):
+    status, body = http(lab.base + "api/kernelspecs", token=lab.token)
+    assert status == 200
+    specs = json.loads(body)
+    assert specs["default"] == "python3"
+    spec = specs["kernelspecs"]["python3"]["spec"]
+    assert spec["argv"][:3] == [sys.executable, "-m", "drivelab.lab._kernel"]
+    assert spec["env"]["DRIVELAB_WORKSPACE"] == str(lab.workspace)
+    status, body = http(lab.base + "lab", token=lab.token)
+    assert status == 200
+    config = json.loads(re.search(rb'<script id="jupyter-config-data" type="application/json">(.*?)</script>', body, re.S)[1])
+    assert config["preferredPath"].strip("/") == "drive"
+
+
+def test_bad_address_and_busy_port_are_clear_errors(tmp_path):
+    home = tmp_path / "jupyter"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for args, message in (
+            (["--port", str(port)], f"port {port} on 127.0.0.1 is in use"),
+            (["--ip", "256.1.2.3"], "cannot listen on '256.1.2.3'"),
+            (["--ip", "192.0.2.1"], "192.0.2.1 is not an address of this machine"),
+        ):
+            proc = subprocess.run(
+                [sys.executable, "-m", "drivelab", "lab", "--no-browser", "-w", str(tmp_path / "ws"), *args],
+                env=jupyter_env(home), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert proc.returncode == 1, proc.stderr
+            assert message in proc.stderr and "hint:" in proc.stderr
+            assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "ws").exists()  # nothing was set up for a server that could not start
+
+
+def test_a_non_loopback_address_gets_a_warning():
+    # Only binds (never listens) to check the address; no server is started.
+    _, warnings = _check_address("0.0.0.0", 0)
+    assert warnings and "not only this machine" in warnings[0]
+    _, warnings = _check_address("127.0.0.1", 0)
+    assert warnings == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_server_and_kernels_and_flushes_the_drive(tmp_path):
+    workspace = init_workspace(tmp_path / "ws").workspace.root
+    lab = start_cli_lab(workspace, tmp_path / "jupyter")
+    try:
+        # A kernel, and a file written through the server into the drive.
+        status, body = http(lab.base + "api/kernels", token=lab.token, method="POST", body={"name": "python3"})
+        assert status == 201, body
+        kernel_id = json.loads(body)["id"]
+        status, _ = http(
+            lab.base + "api/contents/drive/notes.txt", token=lab.token, method="PUT",
+            body={"type": "file", "format": "text", "content": "written in the lab"},
+        )  # fmt: skip
+        assert status in (200, 201)
+        deadline = time.monotonic() + 60
+        kernels: list[psutil.Process] = []
+        while time.monotonic() < deadline:
+            family = psutil.Process(lab.proc.pid).children(recursive=True)
+            kernels = [p for p in family if "drivelab.lab._kernel" in " ".join(p.cmdline())]
+            if kernels:
+                break
+            time.sleep(0.2)
+        assert kernels, f"kernel {kernel_id} did not start"
+        family = psutil.Process(lab.proc.pid).children(recursive=True)
+        pids = {p.pid for p in family}
+    except BaseException:
+        lab.proc.kill()
+        raise
+
+    code = stop(lab)
+    time.sleep(0.5)  # let the reader thread take the last lines
+    out = lab.output()
+    assert code == 0, out
+    assert "Stopping JupyterLab and its kernels" in out
+    assert "JupyterLab stopped. Drive flushed" in out and "detached" in out
+    assert "Traceback" not in out
+    stray = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert stray == [], f"still running: {stray}"
+    assert (workspace / "drive" / "notes.txt").read_text() == "written in the lab"
+    log = (workspace / ".drivelab" / "logs" / "lab.log").read_text()
+    assert "Kernel shutdown" in log or "Shutting down" in log
+    with socket.socket() as sock:  # nothing listens on the port any more (TIME_WAIT may linger)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", lab.port))
