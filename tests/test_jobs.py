@@ -1,0 +1,401 @@
+"""``drivelab run`` and ``drivelab jobs``: real processes, real signals.
+
+Each job runs as the user would start it, ``python -m drivelab run ...`` in a
+workspace, with a controlled environment (no ``DRIVELAB_*`` variable leaks in).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from drivelab.data import get_mnist
+from drivelab.workspace import init_workspace
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIVELAB_")}
+    for key in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        env.pop(key, None)
+    env.update(COLUMNS="200", NO_COLOR="1", **extra)
+    return env
+
+
+def drivelab_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "drivelab", *args]
+
+
+def drivelab(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(drivelab_argv(*args), cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+
+def describe(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+
+
+def status_of(ws: Path, run: str) -> dict:
+    return json.loads((ws / "drive" / "runs" / run / "status.json").read_text())
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped) counts as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return init_workspace(tmp_path / "lab").workspace.root
+
+
+@pytest.fixture
+def script(workspace: Path):
+    """``script(name, source)`` writes ``drive/colab/<name>`` and returns its path from the workspace root."""
+
+    def write(name: str, source: str) -> str:
+        path = workspace / "drive" / "colab" / name
+        path.write_text(textwrap.dedent(source))
+        return str(path.relative_to(workspace))
+
+    return write
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory, mnist_mirror) -> Path:
+    root = tmp_path_factory.mktemp("dataset")
+    get_mnist(root, mirrors=[mnist_mirror.url])
+    return root
+
+
+# --- one process ---------------------------------------------------------------------
+
+
+def test_run_gives_the_job_its_run_folder_environment_log_and_status(workspace, script):
+    path = script(
+        "env.py",
+        """
+        import os, sys
+        from pathlib import Path
+        run_dir = Path(os.environ["DRIVELAB_RUN_DIR"])
+        (run_dir / "out.txt").write_text("written by the job")
+        print("args", sys.argv[1:])
+        print("name", os.environ["DRIVELAB_RUN_NAME"], "restart", os.environ["DRIVELAB_RESTART_COUNT"])
+        print("cwd", os.getcwd())
+        print("to stderr", file=sys.stderr)
+        """,
+    )
+    proc = drivelab("run", "--run", "first", path, "--epochs", "3", "-x", cwd=workspace)
+    assert proc.returncode == 0, describe(proc)
+    run_dir = workspace / "drive" / "runs" / "first"
+    assert (run_dir / "out.txt").read_text() == "written by the job"
+    # Streamed to the console and to the log.
+    for text in ("args ['--epochs', '3', '-x']", "name first restart 0", f"cwd {workspace}", "to stderr"):
+        assert text in proc.stderr, describe(proc)
+        assert text in (run_dir / "log").read_text()
+    status = status_of(workspace, "first")
+    assert status["state"] == "succeeded" and status["exit_code"] == 0 and status["restarts"] == 0
+    assert status["command"] == [sys.executable, str(workspace / path), "--epochs", "3", "-x"]
+    assert status["started"] <= status["ended"]
+    assert set(status["flush"]) == {"files", "bytes", "seconds"}
+    assert [a["exit_code"] for a in status["attempts"]] == [0]
+
+    listed = drivelab("jobs", "list", "--json", cwd=workspace)
+    assert listed.returncode == 0, describe(listed)
+    assert [(j["run"], j["state"]) for j in json.loads(listed.stdout)["jobs"]] == [("first", "succeeded")]
+
+
+def test_always_failing_script_stops_after_n_restarts_with_a_summary(workspace, script):
+    path = script(
+        "fails.py",
+        """
+        import os
+        print("attempt", os.environ["DRIVELAB_RESTART_COUNT"], flush=True)
+        raise RuntimeError("the data folder is not there")
+        """,
+    )
+    started = time.monotonic()
+    proc = drivelab("run", "--run", "bad", "--restarts", "2", "--backoff", "0.2", path, cwd=workspace)
+    took = time.monotonic() - started
+    assert proc.returncode == 1, describe(proc)
+    assert "error: job 'bad' gave up after 3 attempt(s)" in proc.stderr, describe(proc)
+    assert "exit code 1 each time" in proc.stderr
+    assert "RuntimeError: the data folder is not there" in proc.stderr  # the script's last lines
+    assert "hint:" in proc.stderr
+    status = status_of(workspace, "bad")
+    assert status["state"] == "failed" and status["restarts"] == 2
+    assert [a["exit_code"] for a in status["attempts"]] == [1, 1, 1]
+    log = (workspace / "drive" / "runs" / "bad" / "log").read_text()
+    assert [line for line in log.splitlines() if line.startswith("attempt ")] == ["attempt 0", "attempt 1", "attempt 2"]
+    assert took >= 0.2 + 0.4  # backoff 0.2 s, then doubled
+
+
+def test_restarts_zero_means_no_restart_and_bad_input_is_a_clear_error(workspace, script):
+    path = script("exit3.py", "raise SystemExit(3)\n")
+    proc = drivelab("run", "--run", "once", "--restarts", "0", path, cwd=workspace)
+    assert proc.returncode == 1 and "not restarted" in proc.stderr, describe(proc)
+    assert len(status_of(workspace, "once")["attempts"]) == 1
+
+    for args, message in [
+        (["nope.py"], "no such script"),
+        (["-p", "a", "1", path], "-p NAME VALUE sets a notebook's parameters"),
+        (["--run", "../x", path], "not a usable run name"),
+        (["--nnodes", "2", path], "need a rendezvous point"),
+    ]:
+        proc = drivelab("run", *args, cwd=workspace)
+        assert proc.returncode == 1, describe(proc)
+        assert message in proc.stderr and "Traceback" not in proc.stderr, describe(proc)
+    proc = drivelab("jobs", "logs", "missing", cwd=workspace)
+    assert proc.returncode == 1 and "no job named 'missing'" in proc.stderr, describe(proc)
+
+
+def test_ctrl_c_stops_a_foreground_job_and_its_processes(workspace, script):
+    path = script(
+        "loop.py",
+        """
+        import time
+        print("ready", flush=True)
+        try:
+            while True:
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            print("interrupted cleanly", flush=True)
+            raise SystemExit(130)
+        """,
+    )
+    proc = subprocess.Popen(drivelab_argv("run", "--run", "fg", path), cwd=workspace, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        log = workspace / "drive" / "runs" / "fg" / "log"
+        wait_for(lambda: log.exists() and "ready" in log.read_text(), 60, "the job to start")
+        child = status_of(workspace, "fg")["attempts"][-1]["pid"]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted cleanly" in err
+    status = status_of(workspace, "fg")
+    assert status["state"] == "stopped" and len(status["attempts"]) == 1
+    assert not pid_alive(child)
+
+
+# --- restart and resume --------------------------------------------------------------------
+
+TRAIN = ["--limit-train", "2000", "--epochs", "6", "--threads", "1", "--log-every", "0"]
+
+
+def _state_dicts_equal(a: Path, b: Path) -> bool:
+    import torch
+
+    x, y = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+def _checkpoints(run_dir: Path) -> list[int]:
+    return sorted(int(p.name[10:14]) for p in run_dir.glob("ckpt-epoch*.pt.sha256"))
+
+
+@pytest.mark.slow
+def test_sigkilled_five_times_the_job_resumes_to_the_same_weights(workspace, dataset_root):
+    """SIGKILL at random moments (startup, mid-epoch, while checkpointing); the final
+    weights are bitwise those of an uninterrupted run, and a torn checkpoint is never loaded."""
+    seed = int(os.environ.get("DRIVELAB_TEST_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    main = "drive/colab/main.py"
+    data = ["--data-dir", str(dataset_root)]
+    whole = subprocess.run(
+        [sys.executable, main, "--run", "whole", *data, *TRAIN], cwd=workspace, env=child_env(), capture_output=True, text=True, timeout=300
+    )
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+
+    run_dir = workspace / "drive" / "runs" / "killed"
+    proc = subprocess.Popen(
+        drivelab_argv("run", "--run", "killed", "--restarts", "10", "--backoff", "0.2", main, *data, *TRAIN),
+        cwd=workspace, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    killed: list[int] = []
+    torn = None
+    try:
+        for k in range(5):
+            def running_attempt():
+                try:
+                    attempt = status_of(workspace, "killed")["attempts"][-1]
+                except (FileNotFoundError, ValueError, IndexError):
+                    return None
+                return attempt["pid"] if attempt["ended"] is None and attempt["pid"] not in killed else None
+
+            pid = wait_for(running_attempt, 120, f"attempt {k}")
+            if k % 2:
+                # Mid-training: after this attempt's first new checkpoint, at a random point of the next epoch.
+                at_start = _checkpoints(run_dir)
+                wait_for(lambda: _checkpoints(run_dir) != at_start or proc.poll() is not None, 120, "a new checkpoint")
+                time.sleep(rng.uniform(0.0, 2.0))
+            else:
+                time.sleep(rng.uniform(0.1, 4.0))  # anywhere: start-up, training, checkpointing
+            assert proc.poll() is None, f"seed {seed}: the job ended before kill {k}"
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            wait_for(lambda: not pid_alive(pid), 30, "the kill")
+            if k == 3:
+                # What a kill mid-write leaves on storage without atomic rename:
+                # half a checkpoint, newer than any complete one, with no digest.
+                newest = max(_checkpoints(run_dir))
+                torn = run_dir / f"ckpt-epoch{newest + 1:04d}.pt"
+                torn.write_bytes((run_dir / f"ckpt-epoch{newest:04d}.pt").read_bytes()[:5000])
+                (run_dir / f"ckpt-epoch{newest + 1:04d}.pt.sha256").unlink(missing_ok=True)
+        output, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    context = f"seed {seed}\n{output}"
+    assert proc.returncode == 0, context
+    status = status_of(workspace, "killed")
+    assert status["state"] == "succeeded" and status["restarts"] == 5, context
+    assert [a["exit_code"] for a in status["attempts"]] == [-9] * 5 + [0], context
+    assert output.count("resuming after epoch") >= 2, context
+    assert f"skipping checkpoint {torn.name}" in output, context
+    assert [m["epoch"] for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())] == [1, 2, 3, 4, 5, 6]
+    assert status["last_checkpoint"] == "ckpt-epoch0006.pt"
+    assert _state_dicts_equal(workspace / "drive" / "runs" / "whole" / "model.pt", run_dir / "model.pt"), context
+
+
+# --- several processes ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_train_like_one(workspace, dataset_root):
+    args = ["drive/colab/main.py", "--data-dir", str(dataset_root), "--limit-train", "12000", "--epochs", "2", "--threads", "1", "--log-every", "0"]
+    one = drivelab("run", "--run", "one", *args, cwd=workspace, timeout=600)
+    assert one.returncode == 0, describe(one)
+    two = drivelab("run", "--run", "two", "--nproc-per-node", "2", *args, cwd=workspace, timeout=600)
+    assert two.returncode == 0, describe(two)
+    assert "torch.distributed.run" in " ".join(status_of(workspace, "two")["command"])
+    assert "device cpu" in two.stderr
+
+    run_dir = workspace / "drive" / "runs" / "two"
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]  # rank 0 alone writes
+    assert _checkpoints(run_dir) == [1, 2]
+    assert two.stderr.count("Epoch  2") == 1
+    import torch
+
+    state = torch.load(run_dir / "ckpt-epoch0002.pt", weights_only=True)
+    assert len(state["rng_ranks"]) == 2
+    assert not any(k.startswith("module.") for k in state["model"])  # same format as one process
+    acc_one = json.loads((workspace / "drive" / "runs" / "one" / "metrics.jsonl").read_text().splitlines()[-1])["test_accuracy"]
+    assert abs(metrics[-1]["test_accuracy"] - acc_one) <= 0.3, (metrics[-1]["test_accuracy"], acc_one)
+
+
+# --- in the background ---------------------------------------------------------------------
+
+
+def test_detached_job_survives_its_launcher_and_jobs_logs_and_stop_work(workspace, script):
+    path = script(
+        "ticks.py",
+        """
+        import signal, sys, time
+        def on_term(signum, frame):
+            print("got SIGTERM", flush=True)
+            sys.exit(143)
+        signal.signal(signal.SIGTERM, on_term)
+        i = 0
+        while True:
+            print("tick", i, flush=True)
+            i += 1
+            time.sleep(0.1)
+        """,
+    )
+    launch = drivelab("run", "--detach", "--run", "bg", "--json", path, cwd=workspace, timeout=60)
+    assert launch.returncode == 0, describe(launch)
+    started = json.loads(launch.stdout)
+    supervisor = started["supervisor_pid"]
+    try:
+        # The launcher has exited; the job goes on, in a session of its own.
+        assert pid_alive(supervisor) and os.getsid(supervisor) != os.getsid(0)
+        log = workspace / "drive" / "runs" / "bg" / "log"
+        wait_for(lambda: "tick 5" in log.read_text(), 60, "ticks")
+        job = status_of(workspace, "bg")
+        assert job["state"] == "running" and job["detached"]
+        child = job["attempts"][-1]["pid"]
+
+        listed = json.loads(drivelab("jobs", "list", "--json", cwd=workspace).stdout)["jobs"]
+        assert [(j["run"], j["state"]) for j in listed] == [("bg", "running")]
+        again = drivelab("run", "--run", "bg", path, cwd=workspace)
+        assert again.returncode == 1 and "already running" in again.stderr, describe(again)
+
+        logs = drivelab("jobs", "logs", "bg", "--tail", "3", cwd=workspace)
+        assert logs.returncode == 0 and len(logs.stdout.splitlines()) == 3 and "tick" in logs.stdout, describe(logs)
+
+        follow = subprocess.Popen(drivelab_argv("jobs", "logs", "bg", "-f"), cwd=workspace, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        stop = drivelab("jobs", "stop", "bg", "--json", cwd=workspace, timeout=60)
+        assert stop.returncode == 0, describe(stop)
+        assert json.loads(stop.stdout)["state"] == "stopped"
+        followed, _ = follow.communicate(timeout=30)  # -f ends with the job
+        assert follow.returncode == 0
+        assert "tick 1" in followed and "got SIGTERM" in followed and "job bg: stopped" in followed
+        assert not pid_alive(child) and not pid_alive(supervisor)
+        final = status_of(workspace, "bg")
+        assert final["state"] == "stopped" and final["exit_code"] == 143 and final["ended"]
+        assert drivelab("jobs", "stop", "bg", cwd=workspace).returncode == 1  # not running any more
+    finally:
+        if pid_alive(supervisor):
+            os.kill(supervisor, signal.SIGKILL)
+
+
+# --- notebooks -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_notebook_job_with_a_parameter_saves_its_output_notebook(workspace):
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("greeting = 'hello'\ntimes = 1", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell(
+            "import os, pathlib\n"
+            "print(greeting * times)\n"
+            "pathlib.Path(os.environ['DRIVELAB_RUN_DIR'], 'from-notebook.txt').write_text(os.getcwd())"
+        ),
+    ]
+    path = workspace / "drive" / "colab" / "greet.ipynb"
+    nbformat.write(nb, path)
+
+    proc = drivelab("run", "--run", "nb", "-p", "greeting", "hi", "-p", "times", "3", "drive/colab/greet.ipynb", cwd=workspace, timeout=300)
+    assert proc.returncode == 0, describe(proc)
+    run_dir = workspace / "drive" / "runs" / "nb"
+    out = nbformat.read(run_dir / "greet.ipynb", as_version=4)
+    injected = [c for c in out.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and 'greeting = "hi"' in injected[0].source and "times = 3" in injected[0].source
+    outputs = "".join(o.get("text", "") for c in out.cells if c.cell_type == "code" for o in c.outputs)
+    assert "hihihi" in outputs
+    assert (run_dir / "from-notebook.txt").read_text() == str(workspace)  # ran in the workspace
+    assert "hihihi" in (run_dir / "log").read_text()
+    status = status_of(workspace, "nb")
+    assert status["kind"] == "notebook" and status["state"] == "succeeded" and status["output"] == str(run_dir / "greet.ipynb")
