@@ -1,6 +1,6 @@
 """Start JupyterLab on a workspace, and stop it leaving nothing behind.
 
-The server is the real JupyterLab (``python -m jupyterlab``), run as a child
+The server is the real JupyterLab (``python -m jupyterlab``, via ``_serve``), run as a child
 in its own session, so that a terminal's Ctrl+C reaches drivelab, which then
 stops it in order: server and kernels (SIGTERM; what outlives that is
 killed), then the drive (flushed and detached).
@@ -288,7 +288,7 @@ def start_lab(
     argv = [
         sys.executable,
         "-m",
-        "jupyterlab",
+        "drivelab.lab._serve",  # python -m jupyterlab, without a slow import it does not need
         f"--ServerApp.root_dir={ws.root}",
         # The file browser opens on the drive (colab/, dataset/, runs/); the kernels' folder stays the root.
         f"--ContentsManager.preferred_dir={ws.drive.name}",
