@@ -63,7 +63,8 @@ class S3Server(RcloneServer):
         # rclone's S3 server wants keys of a realistic length.
         self.access_key = "DRIVELAB" + secrets.token_hex(6).upper()
         self.secret_key = secrets.token_urlsafe(30)
-        super().__init__("s3", backing, "--auth-key", f"{self.access_key},{self.secret_key}", "--etag-hash", "MD5")
+        # The server caches listings of its backing folder; tests also write there directly.
+        super().__init__("s3", backing, "--auth-key", f"{self.access_key},{self.secret_key}", "--etag-hash", "MD5", "--dir-cache-time", "500ms")
 
     def options(self) -> dict[str, str]:
         return {"endpoint": self.url, "access_key_id": self.access_key, "secret_access_key": self.secret_key, "provider": "Rclone"}
@@ -73,4 +74,4 @@ class WebdavServer(RcloneServer):
     def __init__(self, backing: Path) -> None:
         self.user = "drivelab"
         self.password = secrets.token_urlsafe(16)
-        super().__init__("webdav", backing, "--user", self.user, "--pass", self.password)
+        super().__init__("webdav", backing, "--user", self.user, "--pass", self.password, "--dir-cache-time", "500ms")

@@ -57,6 +57,8 @@ class StageResult:
 def _relative(ws: Workspace, path: Path | str) -> str:
     p = Path(path).expanduser()
     candidates = [p] if p.is_absolute() else [ws.drive / p, Path.cwd() / p, ws.root / p]
+    if p.parts and p.parts[0] == "drive" and not p.is_absolute():
+        candidates.insert(0, ws.root / p)  # "drive/dataset/X" names the drive's dataset/X
     for candidate in candidates:
         try:
             rel = candidate.resolve().relative_to(ws.drive.resolve())

@@ -295,6 +295,7 @@ def attach(
     read_only: bool | None = None,
     cache_mode: str | None = None,
     cache_max_size: str | None = None,
+    dir_cache_time: str | None = None,
     timeout: float = 60.0,
     on_notice: Callable[[str], None] | None = None,
 ) -> DriveState:
@@ -355,6 +356,8 @@ def attach(
         settings.cache_mode = cache_mode
     if cache_max_size is not None:
         settings.cache_max_size = cache_max_size
+    if dir_cache_time is not None:
+        settings.dir_cache_time = dir_cache_time
     if read_only is not None:
         settings.read_only = read_only
     use_mode = settings.mode

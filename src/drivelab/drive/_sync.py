@@ -63,7 +63,8 @@ def _bisync(ws: Workspace, *, resync: bool) -> tuple[dict[str, Any], list[str]]:
         "--retries", "3", "--low-level-retries", "3", "--contimeout", "10s", "--timeout", "60s",
     ]
     if resync:
-        args.append("--resync")
+        # Files on both sides at a resync: the newer one wins (the older local one goes to sync-backup/).
+        args += ["--resync", "--resync-mode", "newer"]
     done = rclone.run(args, config=paths.rclone_conf, timeout=24 * 3600)
     stats: dict[str, Any] = {}
     conflicts: list[str] = []
@@ -76,10 +77,19 @@ def _bisync(ws: Workspace, *, resync: bool) -> tuple[dict[str, Any], list[str]]:
         if "stats" in record:
             stats = record["stats"]
         match = _RENAMED.search(str(record.get("msg", "")))
-        if match and match["path"].startswith(drive_prefix):
-            conflicts.append(match["path"][len(drive_prefix):])
+        if match:
+            path = match["path"].strip()
+            for prefix in (drive_prefix, entry.spec.rstrip("/") + "/", entry.spec):
+                if path.startswith(prefix):
+                    rel = path[len(prefix):]
+                    if rel not in conflicts:
+                        conflicts.append(rel)
+                    break
     if done.returncode != 0:
-        if not resync and "--resync" in done.stderr and "must run --resync" in done.stderr.lower():
+        text = done.stderr.lower()
+        # bisync refuses to trust an empty earlier listing (one side was empty at the last sync),
+        # and asks for a resync after some failures: both are safe to resync from here.
+        if not resync and ("empty prior path" in text or "must run --resync" in text):
             return _bisync(ws, resync=True)
         raise classify_failure(_messages(done.stderr), what=f"syncing drive/ with {entry.spec}")
     return stats, conflicts
@@ -93,9 +103,10 @@ def _messages(stderr: str) -> str:
         except ValueError:
             out.append(line)
             continue
-        if record.get("level") in ("error", "critical", "notice"):
-            out.append(str(record.get("msg", "")))
-    return "\n".join(out)
+        msg = re.sub(r"\x1b\[[0-9;]*m", "", str(record.get("msg", "")))
+        if record.get("level") in ("error", "critical") and "aborted" not in msg:
+            out.append(msg)
+    return "\n".join(out) or stderr
 
 
 def _needs_resync(paths: DrivePaths) -> bool:

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from drivelab.drive._attach import _fusermount_unmount, _mount_broken
+from drivelab.drive._attach import _ensure_folders, _fusermount_unmount, _mount_broken
 from drivelab.drive._config import DrivePaths, DriveSettings, load_settings, write_private_json
 from drivelab.drive._rc import RcClient
 from drivelab.drive._rclone import Rclone, classify_failure, find_rclone
@@ -147,6 +147,10 @@ class MountKeeper(Keeper):
             if self.proc.poll() is not None:
                 return self._reason()
             if os.path.ismount(self.ws.drive) and self.rc.alive():
+                if not self.settings.read_only:
+                    # Object stores keep no empty folders: colab/, dataset/, runs/ are always there.
+                    with contextlib.suppress(OSError):
+                        _ensure_folders(self.ws.drive)
                 return None
             time.sleep(0.05)
         return f"the mount did not come up within {timeout:.0f} s"
