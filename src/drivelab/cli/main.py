@@ -9,7 +9,7 @@ import typer
 
 from drivelab import __version__
 from drivelab.cli._output import console, show_error
-from drivelab.cli.commands import data, demo, doctor, init, lab, runtime, setup
+from drivelab.cli.commands import data, demo, doctor, drive, init, lab, runtime, setup
 from drivelab.cli.commands import jobs as jobs_command
 from drivelab.cli.commands import run as run_command
 from drivelab.errors import DrivelabError
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.command("init")(init.init)
 app.command("demo")(demo.demo)
 app.command("runtime")(runtime.runtime)
+app.add_typer(drive.app, name="drive")
 app.add_typer(data.app, name="data")
 app.add_typer(setup.app, name="setup")
 app.command("doctor")(doctor.doctor)
