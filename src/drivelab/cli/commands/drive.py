@@ -164,6 +164,7 @@ def mount(
     allow_non_empty: Annotated[bool, typer.Option("--allow-non-empty", help="Mount over local files in drive/ (hidden until unmount).")] = False,
     cache: Annotated[Optional[str], typer.Option("--cache", help="VFS cache mode: writes (default), full (best for read-heavy data), minimal, off.")] = None,
     cache_max_size: Annotated[Optional[str], typer.Option("--cache-max-size", help="Cap on the local cache, e.g. 10G (default).")] = None,
+    dir_cache_time: Annotated[Optional[str], typer.Option("--dir-cache-time", help="How long folder listings are cached, e.g. 10s (default); changes made elsewhere show up after this.")] = None,
     read_only: Annotated[bool, typer.Option("--read-only", help="Attach read-only.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the drive to be live.")] = 60.0,
     workspace: WorkspaceOption = None,
@@ -184,7 +185,7 @@ def mount(
     notices = [] if json_output else None
     state = attach(
         ws, name, mode=mode, local_files=chosen[0] if chosen else None, read_only=True if read_only else None,
-        cache_mode=cache, cache_max_size=cache_max_size, timeout=timeout,
+        cache_mode=cache, cache_max_size=cache_max_size, dir_cache_time=dir_cache_time, timeout=timeout,
         on_notice=(lambda text: console.print(f"[yellow]notice:[/] {escape(text)}")) if notices is None else None,
     )
     if json_output:
