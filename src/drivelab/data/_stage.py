@@ -86,7 +86,7 @@ def _md5(path: Path) -> str:
 def _listing(rclone: Any, source: str, conf: Path | None) -> dict[str, tuple[int, str | None]]:
     from drivelab.drive._rclone import classify_failure
 
-    done = rclone.run(["lsjson", "-R", "--files-only", "--hash", "--hash-type", "md5", source], config=conf, timeout=3600)
+    done = rclone.run(["lsjson", "-R", "--fast-list", "--files-only", "--hash", "--hash-type", "md5", source], config=conf, timeout=3600)
     if done.returncode != 0:
         err = classify_failure(done.stderr, what=f"cannot list {source}")
         raise StageError(err.message, hint=err.hint)
@@ -128,12 +128,16 @@ def _manifest_matches(dest: Path, listing: dict[str, tuple[int, str | None]]) ->
     return True
 
 
-def stage_dataset(ws: Workspace, path: Path | str, *, dest: Path | None = None, transfers: int = 16) -> StageResult:
+def stage_dataset(ws: Workspace, path: Path | str, *, dest: Path | None = None, transfers: int = 8) -> StageResult:
     """Copy the drive folder ``path`` (e.g. ``dataset/MNIST``) to local scratch, verified.
 
-    Reuses an earlier copy that still matches. Raises :class:`StageError` when
-    the folder cannot be listed or a file does not match after copying (the
-    copy is then not marked valid).
+    rclone copies the files straight from the remote, several at once, and
+    checks each one against the remote's hash (MD5 where the remote has one)
+    and size as it lands; the manifest written last records size, MD5 and
+    modification time of every file. An earlier copy is reused when its
+    manifest still matches the remote's listing and the files on disk. Raises
+    :class:`StageError` when the folder cannot be listed or copied, or a file
+    does not match (the copy is then not marked valid).
     """
     from drivelab.drive._rclone import classify_failure, find_rclone
 
@@ -145,19 +149,21 @@ def stage_dataset(ws: Workspace, path: Path | str, *, dest: Path | None = None, 
         rclone = find_rclone()
     except DriveError as exc:
         raise StageError(exc.message, hint=exc.hint) from exc
-    listing = _listing(rclone, source, conf)
-    if not listing:
-        raise StageError(f"{source} holds no files", hint="fetch the dataset into the drive first")
-    hash_name = "md5" if all(md5 for _, md5 in listing.values()) else "size"
-    total = sum(size for size, _ in listing.values())
-    if _manifest_matches(target, listing):
-        return StageResult(source, target, len(listing), total, True, time.monotonic() - start, hash_name)
+    if (target / MANIFEST).is_file():
+        listing = _listing(rclone, source, conf)
+        if _manifest_matches(target, listing):
+            total = sum(size for size, _ in listing.values())
+            hash_name = "md5" if all(md5 for _, md5 in listing.values()) else "size"
+            return StageResult(source, target, len(listing), total, True, time.monotonic() - start, hash_name)
     target.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         (target / MANIFEST).unlink()  # invalid until verified again
+    # One listing of the remote (inside sync); each file is checked against the
+    # remote's hash and size as it lands (rclone fails the copy of a file that does not match).
     done = rclone.run(
-        ["sync", source, str(target), "--transfers", str(transfers), "--checkers", str(transfers),
-         "--exclude", MANIFEST, "--retries", "3", "--low-level-retries", "5"],
+        ["sync", source, str(target), "--transfers", str(transfers), "--checkers", str(max(transfers, 8)),
+         "--fast-list", "--exclude", MANIFEST, "--retries", "3", "--low-level-retries", "5",
+         "--use-json-log", "-v", "--stats-log-level", "NOTICE"],
         config=conf,
         timeout=24 * 3600,
     )
@@ -165,24 +171,32 @@ def stage_dataset(ws: Workspace, path: Path | str, *, dest: Path | None = None, 
         err = classify_failure(done.stderr, what=f"cannot copy {source} to {target}")
         raise StageError(err.message, hint=err.hint)
     files: dict[str, dict[str, Any]] = {}
-    bad: list[str] = []
-    for name, (size, md5) in listing.items():
-        local = target / name
-        try:
-            st = os.stat(local)
-        except OSError:
-            bad.append(f"{name} (missing)")
-            continue
-        actual = _md5(local) if md5 else None
-        if st.st_size != size or (md5 and actual != md5):
-            bad.append(f"{name} (size {st.st_size} vs {size}" + (f", md5 {actual} vs {md5})" if md5 else ")"))
-            continue
-        files[name] = {"size": size, "md5": md5, "mtime_ns": st.st_mtime_ns}
-    if bad:
-        shown = "; ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
-        raise StageError(f"{len(bad)} staged files do not match {source}: {shown}", hint="run `drivelab data stage` again; if it persists, check the remote")
+    for dirpath, _dirs, names in os.walk(target):
+        for name in names:
+            local = Path(dirpath) / name
+            key = local.relative_to(target).as_posix()
+            if key == MANIFEST:
+                continue
+            st = local.stat()
+            files[key] = {"size": st.st_size, "md5": _md5(local), "mtime_ns": st.st_mtime_ns}
+    if not files:
+        raise StageError(f"{source} holds no files", hint="fetch the dataset into the drive first")
+    hash_name = "md5" if rclone_hashes_md5(rclone, source, conf) else "size"
+    if hash_name == "size":
+        for entry in files.values():
+            entry["md5"] = None
     write_text_atomic(target / MANIFEST, json.dumps({"source": source, "hash": hash_name, "files": files}) + "\n")
-    return StageResult(source, target, len(listing), total, False, time.monotonic() - start, hash_name)
+    total = sum(f["size"] for f in files.values())
+    return StageResult(source, target, len(files), total, False, time.monotonic() - start, hash_name)
+
+
+def rclone_hashes_md5(rclone: Any, source: str, conf: Path | None) -> bool:
+    """Whether the remote holding ``source`` offers MD5 (then rclone verified every copy with it)."""
+    done = rclone.run(["backend", "features", source.split(":")[0] + ":" if ":" in source else source], config=conf, timeout=60)
+    try:
+        return "md5" in [h.lower() for h in json.loads(done.stdout).get("Hashes", [])]
+    except (ValueError, AttributeError):
+        return False
 
 
 def staged_dataset_root(dataset_root: Path | str, subfolder: str) -> Path:

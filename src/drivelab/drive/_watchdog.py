@@ -106,6 +106,8 @@ class MountKeeper(Keeper):
             "--vfs-cache-mode", s.cache_mode,
             "--vfs-cache-max-size", s.cache_max_size,
             "--dir-cache-time", s.dir_cache_time,
+            # Uploads of the write-back queue run this many at once (rclone's default, 4, makes a flush of many small files slow).
+            "--transfers", "16",
             "--rc", "--rc-addr", self.rc.url.removeprefix("http://").rstrip("/"),
             "--log-file", str(self.paths.rclone_log), "--log-level", "INFO",
             "--devname", f"drivelab:{self.entry.spec}",
