@@ -345,3 +345,23 @@ def test_stage_copies_verifies_and_reuses(ws: Workspace, s3: S3Server) -> None:
 
 def test_staged_root_is_the_drive_itself_when_local(ws: Workspace) -> None:
     assert staged_dataset_root(ws.dataset, "MNIST") == ws.dataset
+
+
+@needs_fuse
+@pytest.mark.slow
+def test_trainer_reads_mnist_from_the_staged_copy_of_a_mounted_drive(ws: Workspace, s3: S3Server, mnist_mirror) -> None:
+    connect_s3(ws, s3, bucket_name())
+    drive.attach(ws, "box", local_files="copy")
+    done = subprocess.run(
+        [sys.executable, str(ws.main_script), "--epochs", "1", "--limit-train", "2000", "--threads", "1", "--run", "staged", "--log-every", "0"],
+        capture_output=True, text=True, timeout=600, cwd=ws.root, env={**os.environ, "DRIVELAB_MNIST_MIRROR": mnist_mirror.url},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "accuracy" in done.stdout.lower()
+    manifest = json.loads((ws.state / "scratch" / "dataset" / "MNIST" / ".drivelab-stage.json").read_text())
+    assert manifest["hash"] == "md5" and len(manifest["files"]) == 4
+    # The MNIST files reached the remote through the mount, and the staged copies match them.
+    remote_raw = s3.backing / drive.list_remotes(ws)[0].root / "dataset" / "MNIST" / "raw"
+    for name, entry in manifest["files"].items():
+        assert md5(remote_raw / Path(name).name) == entry["md5"]
+    drive.detach(ws)

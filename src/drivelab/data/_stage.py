@@ -147,6 +147,11 @@ def stage_dataset(ws: Workspace, path: Path | str, *, dest: Path | None = None, 
     target = dest or _scratch_root(ws) / rel
     try:
         rclone = find_rclone()
+        if conf is not None:
+            # Files written through the mount may still wait in its upload queue: land them first.
+            from drivelab.drive import flush
+
+            flush(ws)
     except DriveError as exc:
         raise StageError(exc.message, hint=exc.hint) from exc
     if (target / MANIFEST).is_file():

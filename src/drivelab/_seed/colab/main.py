@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from drivelab.data import get_mnist
+from drivelab.data import get_mnist, staged_dataset_root
 from drivelab.errors import DrivelabError
 from drivelab.train import BatchProgress, CheckpointSkipped, EpochEnd, RunStarted, TrainConfig, join_world, recipe_names, train
 
@@ -61,9 +61,11 @@ def main(argv=None):
     world = join_world(args.device)  # under torchrun: this rank's place; alone: a world of one
     if world.local_rank == 0:  # one download per machine; the other ranks wait for it
         get_mnist(args.data_dir, mirrors=args.mirror)
+        staged_dataset_root(args.data_dir, "MNIST")
     world.barrier()
     config = TrainConfig(
-        dataset_root=args.data_dir,
+        # On a cloud drive, read a verified copy on local disk, not the mount.
+        dataset_root=staged_dataset_root(args.data_dir, "MNIST"),
         run_dir=world.agree(run_dir_for(args)),  # one folder, even if the ranks' clocks differ
         recipe=args.recipe,
         epochs=args.epochs,
