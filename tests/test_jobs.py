@@ -312,6 +312,15 @@ def test_two_gloo_processes_train_like_one(workspace, dataset_root):
     acc_one = json.loads((workspace / "drive" / "runs" / "one" / "metrics.jsonl").read_text().splitlines()[-1])["test_accuracy"]
     assert abs(metrics[-1]["test_accuracy"] - acc_one) <= 0.3, (metrics[-1]["test_accuracy"], acc_one)
 
+    # Resumes the same way: without its last checkpoint, the rerun redoes epoch 2 to the same weights.
+    (run_dir / "model.pt").rename(run_dir / "uninterrupted.pt")
+    for name in ("ckpt-epoch0002.pt", "ckpt-epoch0002.pt.sha256"):
+        (run_dir / name).unlink()
+    again = drivelab("run", "--run", "two", "--nproc-per-node", "2", *args, cwd=workspace, timeout=600)
+    assert again.returncode == 0, describe(again)
+    assert "resuming after epoch 1" in again.stderr and "Epoch  1" not in again.stderr, describe(again)
+    assert _state_dicts_equal(run_dir / "uninterrupted.pt", run_dir / "model.pt")
+
 
 # --- in the background ---------------------------------------------------------------------
 
