@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated
 
@@ -51,6 +52,10 @@ def _root(
     _debug = debug
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Entry point: run the command; turn drivelab errors into a message and exit code.
 
@@ -58,6 +63,8 @@ def main() -> None:
     command passes through it and is rendered here, without a traceback
     unless ``--debug`` was given.
     """
+    # SIGTERM unwinds like Ctrl+C, so long-running commands flush the drive on the way out.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app(prog_name="drivelab")
     except DrivelabError as exc:

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drivelab import _subprocess
+from drivelab import _subprocess, drive
 from drivelab.data import ProgressCallback, get_mnist
 from drivelab.errors import JobError
 from drivelab.train import EpochMetrics, read_metrics
-from drivelab.workspace import InitResult, init_workspace
+from drivelab.workspace import InitResult, Workspace, init_workspace
 
 __all__ = ["run_demo", "DemoResult", "DemoStage"]
 
@@ -77,6 +77,27 @@ def run_demo(
     init = init_workspace(root)
     ws = init.workspace
 
+    drive.attach(ws)  # the workspace's drive, local or remote (a no-op for the local default)
+    try:
+        return _fetch_and_train(ws, init, started, recipe, epochs, run_name, mirrors, extra_args, on_stage, on_download, on_line)
+    finally:
+        # On success, failure or Ctrl+C: what the run wrote lands on the remote before we return.
+        drive.flush(ws)
+
+
+def _fetch_and_train(
+    ws: Workspace,
+    init: InitResult,
+    started: float,
+    recipe: str,
+    epochs: int | None,
+    run_name: str | None,
+    mirrors: list[str] | None,
+    extra_args: list[str] | None,
+    on_stage: Callable[[DemoStage], None] | None,
+    on_download: ProgressCallback | None,
+    on_line: Callable[[str], None] | None,
+) -> DemoResult:
     if on_stage:
         on_stage(DemoStage("data", str(ws.dataset)))
     get_mnist(ws.dataset, mirrors=mirrors, progress=on_download)
