@@ -71,7 +71,7 @@ def main() -> None:
         sys.exit(f"no FUSE here: {drive.fuse_available()[1]}")
 
     tmp = Path(tempfile.mkdtemp(prefix="drive-io-"))
-    server = S3Server(tmp / "s3").start()
+    server = S3Server(tmp / "s3", listing_cache="5m")
     results: dict[str, object] = {"small_files": args.small_files}
     try:
         # The data, on local disk and on the server.
@@ -84,7 +84,7 @@ def main() -> None:
             (small / f"{i:05d}.bin").write_bytes(rng.randbytes(rng.randrange(4096, 65537)))
         bucket = server.backing / "bench"
         shutil.copytree(local, bucket / "dataset")
-        time.sleep(1)  # the server's listing cache
+        server.start()
 
         ws = init_workspace(tmp / "ws").workspace
         shutil.rmtree(ws.drive)

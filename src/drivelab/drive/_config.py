@@ -54,7 +54,7 @@ class DriveSettings:
     mode: str = "mount"
     cache_mode: str = "writes"
     cache_max_size: str = "10G"
-    dir_cache_time: str = "10s"
+    dir_cache_time: str = "1m"
     sync_interval: float = 60.0
     read_only: bool = False
     remotes: dict[str, RemoteEntry] = field(default_factory=dict)

@@ -164,7 +164,7 @@ def mount(
     allow_non_empty: Annotated[bool, typer.Option("--allow-non-empty", help="Mount over local files in drive/ (hidden until unmount).")] = False,
     cache: Annotated[Optional[str], typer.Option("--cache", help="VFS cache mode: writes (default), full (best for read-heavy data), minimal, off.")] = None,
     cache_max_size: Annotated[Optional[str], typer.Option("--cache-max-size", help="Cap on the local cache, e.g. 10G (default).")] = None,
-    dir_cache_time: Annotated[Optional[str], typer.Option("--dir-cache-time", help="How long folder listings are cached, e.g. 10s (default); changes made elsewhere show up after this.")] = None,
+    dir_cache_time: Annotated[Optional[str], typer.Option("--dir-cache-time", help="How long folder listings are cached (default 1m): changes made elsewhere show up after this. Short times re-list big folders often.")] = None,
     read_only: Annotated[bool, typer.Option("--read-only", help="Attach read-only.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the drive to be live.")] = 60.0,
     workspace: WorkspaceOption = None,
