@@ -507,7 +507,8 @@ def _start_watchdog(ws: Workspace, paths: DrivePaths, mode: str, allow_non_empty
         )
     finally:
         log.close()
-    deadline = time.monotonic() + timeout
+    # The first sync copies the whole remote: it takes as long as it takes while the watchdog lives.
+    deadline = time.monotonic() + (timeout if mode == "mount" else float("inf"))
     while True:
         state = read_json(paths.state)
         if state and state.get("watchdog_pid") == proc.pid:
@@ -574,6 +575,8 @@ def _flush_mount(ws: Workspace, state: dict[str, Any], timeout: float | None, on
             if fresh is None:
                 raise FlushError("the drive was detached while flushing", hint="files not yet uploaded stay in .drivelab/drive/cache and upload at the next mount") from exc
             client = RcClient.from_state(fresh) or client
+            if timeout is None and time.monotonic() - stalled_since > 600:
+                raise FlushError("the drive has been down for 10 minutes while flushing", hint="see `drivelab drive status` and .drivelab/drive/rclone.log; nothing pending was discarded") from exc
             if timeout is not None and time.monotonic() - start > timeout:
                 raise FlushError(f"the drive did not answer for {timeout:.0f} s while flushing ({exc.message})", hint="see `drivelab drive status`; nothing pending was discarded") from exc
             time.sleep(0.2)
