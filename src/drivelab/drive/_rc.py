@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from drivelab.errors import RcloneError
 
 __all__ = ["RcClient", "RcUnavailable"]
@@ -34,6 +32,8 @@ class RcClient:
         return cls(rc["url"], rc.get("user", ""), rc.get("password", ""))
 
     def call(self, command: str, params: dict[str, Any] | None = None, *, timeout: float = 10.0) -> dict[str, Any]:
+        import httpx  # only a remote drive needs it; commands on a local drive start faster without
+
         try:
             response = httpx.post(
                 f"{self.url.rstrip('/')}/{command}",
