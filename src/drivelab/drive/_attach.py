@@ -581,12 +581,14 @@ def _flush_mount(ws: Workspace, state: dict[str, Any], timeout: float | None, on
                 raise FlushError(f"the drive did not answer for {timeout:.0f} s while flushing ({exc.message})", hint="see `drivelab drive status`; nothing pending was discarded") from exc
             time.sleep(0.2)
             continue
+        waiting = []
         for item in queue:
             name = str(item.get("name", ""))
             seen[name] = max(int(item.get("size", 0) or 0), seen.get(name, 0))
             if not item.get("uploading") and float(item.get("expiry", 0) or 0) > 0:
-                with contextlib.suppress(RcloneError):
-                    client.call("vfs/queue-set-expiry", {"id": item.get("id"), "expiry": 0, "relative": False}, timeout=10.0)
+                waiting.append(item.get("id"))
+        if waiting:
+            _upload_now(client, waiting)
         pending = int(stats.get("uploadsQueued", 0)) + int(stats.get("uploadsInProgress", 0))
         if on_progress:
             on_progress(pending, max(0, len(seen) - pending))
@@ -607,10 +609,24 @@ def _flush_mount(ws: Workspace, state: dict[str, Any], timeout: float | None, on
                 f"{pending} uploads made no progress for 10 minutes",
                 hint="check the remote (see .drivelab/drive/rclone.log); nothing was discarded: they stay in the cache and retry",
             )
-        time.sleep(0.05)
+        time.sleep(min(0.25, 0.02 + 0.01 * len(queue)))
     return FlushResult(
         files=len(seen), bytes=sum(seen.values()), seconds=time.monotonic() - start, mode="mount", names=sorted(seen),
     )
+
+
+def _upload_now(client: RcClient, ids: list[Any]) -> None:
+    """Make queued files eligible for upload now instead of after the write-back delay."""
+    # A large negative expiry means "as soon as possible"; one batch call for all of them.
+    batch = [{"_path": "vfs/queue-set-expiry", "id": i, "expiry": -1e9} for i in ids]
+    try:
+        client.call("job/batch", {"inputs": batch}, timeout=30.0)
+        return
+    except RcloneError:
+        pass  # an rclone without job/batch: one call each
+    for i in ids:
+        with contextlib.suppress(RcloneError):  # an item that began uploading has left the queue
+            client.call("vfs/queue-set-expiry", {"id": i, "expiry": -1e9}, timeout=10.0)
 
 
 def detach(ws: Workspace, *, timeout: float | None = None) -> FlushResult:
