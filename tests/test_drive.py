@@ -258,6 +258,7 @@ def test_sync_round_trip_keeps_both_sides_of_a_conflict(ws: Workspace, s3: S3Ser
     backing = connect_s3(ws, s3, bucket_name())
     (backing / "colab").mkdir(parents=True)
     (backing / "colab" / "notes.txt").write_text("v1")
+    time.sleep(SERVER_LISTING_CACHE)
     state = drive.attach(ws, "box", mode="sync", local_files="set-aside")
     assert state.mode == "sync" and state.live
     local = ws.drive / "colab" / "notes.txt"
@@ -324,6 +325,7 @@ def test_stage_copies_verifies_and_reuses(ws: Workspace, s3: S3Server) -> None:
     rng = random.Random(3)
     for i in range(200):
         (folder / f"s{i:03d}.bin").write_bytes(rng.randbytes(rng.randrange(4096, 65536)))
+    time.sleep(SERVER_LISTING_CACHE)
     drive.attach(ws, "box", mode="sync", local_files="set-aside")
     first = stage_dataset(ws, "dataset/small")
     assert not first.reused and first.files == 200 and first.hash == "md5"
