@@ -3,6 +3,7 @@
     python benchmarks/drive_io.py                        # 10,000 small files, as specified
     python benchmarks/drive_io.py --small-files 2000     # quicker
     python benchmarks/drive_io.py --json out.json
+    python benchmarks/drive_io.py --latency-ms 20 --small-files 2000   # a cloud-like round trip
 
 In one run, on one machine: the four MNIST files and a folder of small files
 (4-64 KiB each) are read from
@@ -12,6 +13,10 @@ In one run, on one machine: the four MNIST files and a folder of small files
   (d) the staged copy (`drivelab data stage`), and the time staging itself took;
 then 1,000 small files are written through the mount and flushed, and every
 one is checked on the server. Throughput and the ratio to local disk are printed.
+
+Loopback has no round-trip time and the server shares the CPU with the
+client; ``--latency-ms`` puts a proxy in front of the server that delays every
+request by that much, as a cloud drive's round trip would.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from rclone_servers import S3Server  # noqa: E402
+from rclone_servers import LatencyProxy, S3Server  # noqa: E402
 
 from drivelab import drive  # noqa: E402
 from drivelab.data import get_mnist, stage_dataset  # noqa: E402
@@ -65,6 +70,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--small-files", type=int, default=10_000)
     p.add_argument("--write-files", type=int, default=1_000)
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every request's round trip (default 0: plain loopback)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     if not drive.fuse_available()[0]:
@@ -72,7 +78,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="drive-io-"))
     server = S3Server(tmp / "s3", listing_cache="5m")
-    results: dict[str, object] = {"small_files": args.small_files}
+    results: dict[str, object] = {"small_files": args.small_files, "latency_ms": args.latency_ms}
     try:
         # The data, on local disk and on the server.
         local = tmp / "local"
@@ -88,9 +94,13 @@ def main() -> None:
 
         ws = init_workspace(tmp / "ws").workspace
         shutil.rmtree(ws.drive)
-        drive.connect(ws, "bench", "s3", server.options(), root="bench")
+        options = server.options()
+        if args.latency_ms:
+            proxy = LatencyProxy(server.port, args.latency_ms / 1000)
+            options["endpoint"] = proxy.url
+        drive.connect(ws, "bench", "s3", options, root="bench")
         drive.attach(ws, "bench", cache_mode="full")
-        print(f"rclone {drive.find_rclone().version_text}, S3 on loopback, VFS cache mode full; {args.small_files} small files")
+        print(f"rclone {drive.find_rclone().version_text}, S3 on loopback (+{args.latency_ms:g} ms per request), VFS cache mode full; {args.small_files} small files")
         for name, folder in (("MNIST", "MNIST"), ("small files", "small")):
             print(name)
             files, nbytes, seconds = read_tree(local / folder)  # warm the page cache

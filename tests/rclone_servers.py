@@ -76,3 +76,80 @@ class WebdavServer(RcloneServer):
         self.user = "drivelab"
         self.password = secrets.token_urlsafe(16)
         super().__init__("webdav", backing, "--user", self.user, "--pass", self.password, "--dir-cache-time", "500ms")
+
+
+class LatencyProxy:
+    """A loopback TCP proxy that delays every request byte by ``latency`` seconds.
+
+    Loopback has no round-trip time; a cloud drive has tens of milliseconds.
+    Requests are forwarded in order, each chunk ``latency`` after it arrived,
+    so throughput is not capped, only every round trip made longer.
+    """
+
+    def __init__(self, upstream_port: int, latency: float) -> None:
+        import asyncio
+        import threading
+
+        self.latency = latency
+        self.upstream_port = upstream_port
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        import asyncio
+
+        asyncio.set_event_loop(self._loop)
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+            queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+            async def pump() -> None:
+                while True:
+                    at, data = await queue.get()
+                    if not data:
+                        break
+                    wait = at + delay - self._loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    writer.write(data)
+                    await writer.drain()
+                writer.close()
+
+            task = asyncio.ensure_future(pump())
+            try:
+                while data := await reader.read(1 << 16):
+                    await queue.put((self._loop.time(), data))
+            except (ConnectionError, OSError):
+                pass
+            await queue.put((0.0, b""))
+            try:
+                await task
+            except (ConnectionError, OSError):
+                pass
+
+        async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+            try:
+                up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            except OSError:
+                client_w.close()
+                return
+            await asyncio.gather(pipe(client_r, up_w, self.latency), pipe(up_r, client_w, 0.0))
+
+        async def serve() -> None:
+            server = await asyncio.start_server(handle, "127.0.0.1", self.port)
+            self._ready.set()
+            async with server:
+                await server.serve_forever()
+
+        try:
+            self._loop.run_until_complete(serve())
+        except RuntimeError:
+            pass
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
