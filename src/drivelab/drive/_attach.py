@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivelab.drive._config import DrivePaths, DriveSettings, MODES, CACHE_MODES, load_settings, read_json, save_settings
+from drivelab.drive._config import CACHE_MODES, MODES, DrivePaths, load_settings, read_json, save_settings
 from drivelab.drive._rc import RcClient
 from drivelab.drive._remotes import get_remote
 from drivelab.errors import DriveError, FlushError, MountError, RcloneError

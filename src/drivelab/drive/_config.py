@@ -13,14 +13,14 @@
         rclone.log         rclone's log
         cache/             rclone's VFS cache
         bisync/            rclone bisync's listings (sync mode)
-      local-drive/         what the local drive held before a remote was attached
+      local-drive/<time>/  what the local drive held before a remote was attached
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +178,3 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    return asdict(obj)
