@@ -7,7 +7,8 @@
 
 In one run, on one machine: the four MNIST files and a folder of small files
 (4-64 KiB each) are read from
-  (a) local disk (the baseline; the page cache is warm, as it is for (c) and (d)),
+  (a) local disk (the baseline; the page cache is warm, as it is for (c) and (d);
+      (a) and (d) are the best of 5 reads, too quick to time once),
   (b) the mount, cold (a fresh mount with an empty VFS cache),
   (c) the mount, warm (the same files read again, from the VFS cache),
   (d) the staged copy (`drivelab data stage`), and the time staging itself took;
@@ -59,6 +60,11 @@ def read_tree(folder: Path) -> tuple[int, int, float]:
     return files, total, time.perf_counter() - start
 
 
+def best_of(folder: Path, runs: int = 5) -> tuple[int, int, float]:
+    """``read_tree`` repeated: reads from the page cache are too quick to time once."""
+    return min((read_tree(folder) for _ in range(runs)), key=lambda r: r[2])
+
+
 def row(label: str, files: int, nbytes: int, seconds: float, base: float | None) -> dict[str, float | str]:
     mbps = nbytes / seconds / 1e6
     ratio = mbps / base if base else 1.0
@@ -103,8 +109,8 @@ def main() -> None:
         print(f"rclone {drive.find_rclone().version_text}, S3 on loopback (+{args.latency_ms:g} ms per request), VFS cache mode full; {args.small_files} small files")
         for name, folder in (("MNIST", "MNIST"), ("small files", "small")):
             print(name)
-            files, nbytes, seconds = read_tree(local / folder)  # warm the page cache
-            files, nbytes, seconds = read_tree(local / folder)
+            read_tree(local / folder)  # warm the page cache
+            files, nbytes, seconds = best_of(local / folder)
             base = nbytes / seconds / 1e6
             out = [row("(a) local disk", files, nbytes, seconds, None)]
             out.append(row("(b) mount, cold", *read_tree(ws.dataset / folder), base))
@@ -115,7 +121,7 @@ def main() -> None:
             staged = stage_dataset(ws, f"dataset/{folder}")
             out.append(row("    staging (rclone, verified)", staged.files, staged.bytes, staged.seconds, base))
             read_tree(staged.path)
-            out.append(row("(d) staged copy", *read_tree(staged.path), base))
+            out.append(row("(d) staged copy", *best_of(staged.path), base))
             cold = out[1]["seconds"]
             print(f"  staging is x{float(cold) / staged.seconds:.1f} faster than reading one by one through a cold mount")
             results[name] = out
