@@ -153,3 +153,10 @@ class LatencyProxy:
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+class SftpServer(RcloneServer):
+    def __init__(self, backing: Path) -> None:
+        self.user = "drivelab"
+        self.password = secrets.token_urlsafe(16)
+        super().__init__("sftp", backing, "--user", self.user, "--pass", self.password)

@@ -367,3 +367,22 @@ def test_trainer_reads_mnist_from_the_staged_copy_of_a_mounted_drive(ws: Workspa
     for name, entry in manifest["files"].items():
         assert md5(remote_raw / Path(name).name) == entry["md5"]
     drive.detach(ws)
+
+
+def test_sftp_and_local_remotes_connect_and_check_credentials(ws: Workspace, tmp_path: Path) -> None:
+    from rclone_servers import SftpServer
+
+    server = SftpServer(tmp_path / "sftp").start()
+    try:
+        options = {"host": "127.0.0.1", "port": str(server.port), "user": server.user, "pass": server.password}
+        info = drive.connect(ws, "box", "sftp", options, root="lab")
+        assert info.details["host"] == "127.0.0.1" and (server.backing / "lab").is_dir()
+        assert server.password not in (ws.state / "rclone.conf").read_text()
+        with pytest.raises(RemoteError, match="refused the credentials"):
+            drive.connect(ws, "box2", "sftp", {**options, "pass": "wrong-password"})
+    finally:
+        server.close()
+    folder = tmp_path / "nas"
+    info = drive.connect(ws, "nas", "local", root=str(folder))
+    assert info.root == str(folder) and folder.is_dir()
+    assert [r.name for r in drive.list_remotes(ws)] == ["box", "nas"]
