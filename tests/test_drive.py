@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -55,10 +56,10 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
     # Never leave a mount or a watchdog behind, whatever the test did.
     state = drive.status(workspace)
     if state.watchdog_pid:
-        os.kill(state.watchdog_pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and Path(f"/proc/{state.watchdog_pid}").exists():
-            time.sleep(0.1)
+        try:
+            drive.detach(workspace, timeout=60)
+        except drive.DriveError:
+            os.kill(state.watchdog_pid, signal.SIGKILL)
     if os.path.ismount(workspace.drive):
         subprocess.run(["fusermount3", "-uz", str(workspace.drive)], check=False)
 
@@ -226,6 +227,34 @@ def test_watchdog_remounts_after_rclone_is_killed(ws: Workspace, s3: S3Server) -
     assert (backing / "runs" / "after.txt").read_text() == "written after the remount"
     events = [json.loads(line)["event"] for line in (ws.state / "drive" / "events.jsonl").read_text().splitlines()]
     assert events[-3:] == ["mounted", "lost", "remounted"]
+
+
+@needs_fuse
+@pytest.mark.slow
+def test_watchdog_replaces_a_hung_rclone(ws: Workspace, s3: S3Server) -> None:
+    backing = connect_s3(ws, s3, bucket_name())
+    state = drive.attach(ws, "box", local_files="set-aside")
+    old_pid = state.rclone_pid
+    assert old_pid
+    os.kill(old_pid, signal.SIGSTOP)  # alive, but the mount no longer answers
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = drive.status(ws)
+            if now.live and now.rclone_pid != old_pid:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"not remounted within 60 s: {drive.status(ws).to_dict()}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(old_pid, signal.SIGCONT)
+    lost = [json.loads(line) for line in (ws.state / "drive" / "events.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in lost][-2:] == ["lost", "remounted"]
+    assert "did not answer" in lost[-2]["reason"]
+    (ws.drive / "runs" / "after-hang.txt").write_text("landed")
+    drive.flush(ws)
+    assert (backing / "runs" / "after-hang.txt").read_text() == "landed"
 
 
 @needs_fuse

@@ -8,7 +8,8 @@ command that started it)::
 In ``mount`` mode it runs ``rclone mount`` with the VFS cache and an rc API on
 a loopback port (user and password in ``state.json``, mode 0600). Twice a
 second it checks that rclone is alive and that the mount point answers; when
-either fails (rclone killed, "Transport endpoint is not connected") it records
+either fails (rclone killed, "Transport endpoint is not connected", or no
+answer for :data:`HUNG_AFTER` seconds from a hung rclone) it records
 the loss, lazily unmounts the dead mount, starts rclone again on the same
 cache -- so uploads that were queued resume -- and records the remount.
 While the drive is down, writes to ``drive/`` fail with an error; none is
@@ -47,7 +48,25 @@ from drivelab.workspace import Workspace
 log = logging.getLogger("drivelab.drive.watchdog")
 
 CHECK_EVERY = 0.5
+HUNG_AFTER = 10.0
 START_TIMEOUT = 60.0
+
+
+def _stat_within(path: Path, timeout: float) -> str:
+    """``ok``, ``broken`` (ENOTCONN, EIO) or ``hung`` (no answer within ``timeout``).
+
+    A hung FUSE server blocks ``stat`` until it is killed, so the call runs in a
+    thread that is left behind (it returns once the dead mount is cleaned up).
+    """
+    result: list[str] = []
+
+    def probe() -> None:
+        result.append("broken" if _mount_broken(path) else "ok")
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return result[0] if result else "hung"
 
 
 def _now() -> str:
@@ -135,7 +154,10 @@ class MountKeeper(Keeper):
         code = self.proc.poll()
         if code is not None:
             return f"rclone exited with code {code}"
-        if _mount_broken(self.ws.drive):
+        answer = _stat_within(self.ws.drive, HUNG_AFTER)
+        if answer == "hung":
+            return f"the mount point did not answer for {HUNG_AFTER:.0f} s (rclone hung)"
+        if answer == "broken":
             return "the mount point answers 'Transport endpoint is not connected'"
         if not os.path.ismount(self.ws.drive):
             return "drive/ is no longer a mount point"
@@ -169,6 +191,8 @@ class MountKeeper(Keeper):
 
     def kill_rclone(self) -> None:
         if self.proc and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)
