@@ -68,6 +68,17 @@ def bucket_name() -> str:
     return f"lab{random.randrange(10**8)}"
 
 
+def wait_for_remount(ws: Workspace, old_pid: int, *, within: float) -> drive.DriveState:
+    """The drive's state once the watchdog has it live on a new rclone."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        now = drive.status(ws)
+        if now.live and now.rclone_pid != old_pid:
+            return now
+        time.sleep(0.1)
+    pytest.fail(f"not remounted within {within:.0f} s: {drive.status(ws).to_dict()}")
+
+
 def connect_s3(ws: Workspace, s3: S3Server, bucket: str, name: str = "box") -> Path:
     drive.connect(ws, name, "s3", s3.options(), root=bucket)
     return s3.backing / bucket
@@ -210,15 +221,7 @@ def test_watchdog_remounts_after_rclone_is_killed(ws: Workspace, s3: S3Server) -
     assert old_pid
     os.kill(old_pid, signal.SIGKILL)
     killed = time.monotonic()
-    # While it is down, a write fails loudly instead of vanishing.
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        now = drive.status(ws)
-        if now.live and now.rclone_pid != old_pid:
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail(f"not remounted within 20 s: {drive.status(ws).to_dict()}")
+    now = wait_for_remount(ws, old_pid, within=20)
     took = time.monotonic() - killed
     assert took < 15
     assert now.remounts == 1 and now.last_event["event"] == "remounted"
@@ -238,14 +241,7 @@ def test_watchdog_replaces_a_hung_rclone(ws: Workspace, s3: S3Server) -> None:
     assert old_pid
     os.kill(old_pid, signal.SIGSTOP)  # alive, but the mount no longer answers
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            now = drive.status(ws)
-            if now.live and now.rclone_pid != old_pid:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"not remounted within 60 s: {drive.status(ws).to_dict()}")
+        wait_for_remount(ws, old_pid, within=60)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(old_pid, signal.SIGCONT)
@@ -313,7 +309,6 @@ def test_sync_round_trip_keeps_both_sides_of_a_conflict(ws: Workspace, s3: S3Ser
     assert (ws.drive / "colab" / "notes.remote.txt").read_text() == "remote edit, longer"
     assert (backing / "colab" / "notes.local.txt").read_text() == "local edit"
     assert (backing / "colab" / "notes.remote.txt").read_text() == "remote edit, longer"
-    assert drive.status(ws).conflicts == [] or "colab/notes.local.txt" in drive.status(ws).conflicts
     drive.detach(ws)
     assert drive.status(ws).phase == "detached"
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivelab._units import format_bytes
 from drivelab.drive._config import CACHE_MODES, MODES, DrivePaths, load_settings, read_json, save_settings
 from drivelab.drive._rc import RcClient
 from drivelab.drive._remotes import get_remote
@@ -402,7 +403,7 @@ def _handle_local_files(ws: Workspace, spec: str, mode: str, choice: str | None,
             return False
     if choice is None:
         raise MountError(
-            f"drive/ is not empty: it holds {files} files ({_human(size)}) of the local drive",
+            f"drive/ is not empty: it holds {files} files ({format_bytes(size)}) of the local drive",
             hint=f"pass --copy-local to copy them to {spec} first (the local copies are kept in .drivelab/local-drive/), "
             "--set-aside to keep them there without copying, or --allow-non-empty to mount over them (hidden until unmount)",
         )
@@ -661,11 +662,3 @@ def detach(ws: Workspace, *, timeout: float | None = None) -> FlushResult:
     if final.get("error") and final.get("phase") == "failed":
         raise DriveError(f"the drive stopped with an error: {final['error']}", hint=final.get("hint"))
     return result
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"

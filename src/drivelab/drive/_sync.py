@@ -140,8 +140,8 @@ class SyncKeeper(Keeper):
 
     def run(self) -> int:
         self.sync(first=True)
-        self.save(phase="live")
         self.event("attached", spec=self.entry.spec, mode="sync")
+        self.save(phase="live")
         interval = max(1.0, float(self.settings.sync_interval))
         while not self.stop.wait(interval):
             try:

@@ -210,8 +210,9 @@ class MountKeeper(Keeper):
             self.save(phase="failed", error=f"cannot mount {self.entry.spec}: {why}", hint=f"see {self.paths.rclone_log}")
             self.event("failed", reason=why)
             return 1
-        self.save(phase="live")
+        # The event first: whoever sees the drive live also finds why in events.jsonl.
         self.event("mounted", spec=self.entry.spec, pid=self.proc.pid if self.proc else None)
+        self.save(phase="live")
         backoff = 0.5
         while not self.stop.wait(CHECK_EVERY):
             why = self.healthy()
@@ -227,8 +228,8 @@ class MountKeeper(Keeper):
                 self.start_rclone()
                 failed = self.wait_live(START_TIMEOUT)
                 if failed is None:
-                    self.save(phase="live", error=None, remounts=self.state["remounts"] + 1)
                     self.event("remounted", seconds=round(time.monotonic() - lost_at, 3), pid=self.proc.pid if self.proc else None)
+                    self.save(phase="live", error=None, remounts=self.state["remounts"] + 1)
                     backoff = 0.5
                     break
                 self.event("remount-failed", reason=failed, retry_in=backoff)

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from drivelab._units import format_bytes
 from drivelab.cli._output import console, emit_json, escape
 from drivelab.cli.commands._common import JsonOption, WorkspaceOption, workspace_from
 from drivelab.errors import RemoteError
+
+if TYPE_CHECKING:
+    from drivelab.drive import FlushResult
 
 app = typer.Typer(
     help="The drive at drive/: a local folder by default, or any cloud storage rclone supports (Google Drive, S3, GCS, WebDAV, SFTP, ...).",
@@ -15,14 +19,6 @@ app = typer.Typer(
 )
 
 TYPES = "gdrive, s3, gcs, webdav, sftp, local, or any rclone backend name"
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return str(n)
 
 
 @app.command("connect")
@@ -216,13 +212,12 @@ def flush(
     _say_flushed(result)
 
 
-def _say_flushed(result: object) -> None:
-    r = result  # FlushResult
-    if r.mode == "local":  # type: ignore[attr-defined]
+def _say_flushed(result: FlushResult) -> None:
+    if result.mode == "local":
         console.print("drive/ is a local folder: nothing to upload")
         return
-    console.print(f"flushed: waited for {r.files} files ({_size(r.bytes)}) in {r.seconds:.1f} s")  # type: ignore[attr-defined]
-    for name in getattr(r, "conflicts", []):
+    console.print(f"flushed: waited for {result.files} files ({format_bytes(result.bytes)}) in {result.seconds:.1f} s")
+    for name in result.conflicts:
         console.print(f"[yellow]conflict:[/] {escape(name)} (both sides changed; both versions kept)")
 
 
@@ -261,7 +256,7 @@ def status(workspace: WorkspaceOption = None, json_output: JsonOption = False) -
     colour = {"live": "green", "down": "red", "failed": "red"}.get(state.phase, "yellow")
     console.print(f"drive: {escape(state.spec or '')} at {escape(str(state.path))}  mode {state.mode}  [{colour}]{state.phase}[/]")
     if state.live:
-        console.print(f"  pending uploads {state.pending_uploads} ({state.uploading} uploading), cache {_size(state.cache_bytes)} in {state.cache_files} files")
+        console.print(f"  pending uploads {state.pending_uploads} ({state.uploading} uploading), cache {format_bytes(state.cache_bytes)} in {state.cache_files} files")
     if state.remounts:
         console.print(f"  remounted {state.remounts} times by the watchdog")
     if state.last_event:

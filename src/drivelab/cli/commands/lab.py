@@ -5,16 +5,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from drivelab._units import format_bytes
 from drivelab.cli._output import console, escape
 from drivelab.cli.commands._common import WorkspaceOption
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def lab(
@@ -60,7 +53,7 @@ def lab(
         console.print(f"Killed {len(stopped.killed)} process(es) the server left behind.")
     flush = stopped.flush
     console.print(
-        f"JupyterLab stopped. Drive flushed ({flush.files} file(s), {_size(flush.bytes)} uploaded in {flush.seconds:.1f} s) and detached.",
+        f"JupyterLab stopped. Drive flushed ({flush.files} file(s), {format_bytes(flush.bytes)} uploaded in {flush.seconds:.1f} s) and detached.",
         soft_wrap=True,
     )
     if code is not None:
