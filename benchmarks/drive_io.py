@@ -42,7 +42,7 @@ from drivelab import drive  # noqa: E402
 from drivelab.data import get_mnist, stage_dataset  # noqa: E402
 from drivelab.workspace import init_workspace  # noqa: E402
 
-MNIST_MIRROR = (ROOT.parent / "shared" / "datasets" / "mnist").as_uri() + "/"
+MNIST_MIRROR = (ROOT / "tests" / "data" / "mnist").as_uri() + "/"
 
 
 def read_tree(folder: Path) -> tuple[int, int, float]:

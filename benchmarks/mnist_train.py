@@ -9,7 +9,7 @@ test accuracy is >= the target (sum of epoch times: training + evaluation),
 wall seconds until then (from the call, so data loading, checkpoints and plots
 included), best accuracy, seconds per epoch; then the ratio reference / fast of
 the mean times to target. MNIST comes from --data-dir, else is fetched from
---mirror / $DRIVELAB_MNIST_MIRROR / the repository's shared copy.
+--mirror / $DRIVELAB_MNIST_MIRROR / the repository's copy in tests/data/mnist.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 from drivelab.data import get_mnist
 from drivelab.train import EpochEnd, TrainConfig, train
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+REPO_MNIST = Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist"
 
 
 def machine() -> str:
@@ -107,8 +107,8 @@ def main() -> None:
         if data is None:
             data = workdir / "dataset"
             mirrors = args.mirror
-            if not mirrors and not os.environ.get("DRIVELAB_MNIST_MIRROR") and SHARED_MNIST.is_dir():
-                mirrors = [SHARED_MNIST.as_uri()]
+            if not mirrors and not os.environ.get("DRIVELAB_MNIST_MIRROR") and REPO_MNIST.is_dir():
+                mirrors = [REPO_MNIST.as_uri()]
             get_mnist(data, mirrors=mirrors)
 
         fast = [run_once("fast", seed, data, workdir, args.target, args.full) for seed in range(1, args.seeds + 1)]

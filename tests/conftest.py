@@ -11,7 +11,15 @@ import pytest
 # So `import mirror_server` works under any pytest import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mirror_server import DEFAULT_DIRECTORY, MirrorServer  # noqa: E402
+from mirror_server import DEFAULT_DIRECTORY, MNIST_FILES, MirrorServer  # noqa: E402
+
+
+def _require_mnist_files() -> None:
+    """Fail (never skip) when the repository's MNIST files are not there."""
+    missing = [name for name in MNIST_FILES if not (DEFAULT_DIRECTORY / name).is_file()]
+    if missing:
+        pytest.fail(f"MNIST test files missing from {DEFAULT_DIRECTORY}: {', '.join(missing)} "
+                    "(the repository carries them: restore them with `git checkout -- tests/data/mnist`)")
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +29,7 @@ def mnist_mirror() -> Iterator[MirrorServer]:
     Shared by the whole session: do not reconfigure it, and do not count its
     requests (other tests use it too); use ``make_mirror`` for that.
     """
-    if not DEFAULT_DIRECTORY.is_dir():
-        pytest.skip(f"MNIST test files not found at {DEFAULT_DIRECTORY}")
+    _require_mnist_files()
     with MirrorServer() as server:
         yield server
 
@@ -31,6 +38,7 @@ def mnist_mirror() -> Iterator[MirrorServer]:
 def make_mirror() -> Iterator[Callable[..., MirrorServer]]:
     """Factory: ``make_mirror(corrupt=..., missing=..., drop_after=...)`` -> a started
     :class:`MirrorServer` of this test alone, closed when the test ends."""
+    _require_mnist_files()
     servers: list[MirrorServer] = []
 
     def make(**options: object) -> MirrorServer:

@@ -26,8 +26,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-# CI clones the repository into X/main with the shared folder at X/shared.
-DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+# The repository's own copy of the four MNIST files (see tests/data/mnist/README.md).
+DEFAULT_DIRECTORY = Path(__file__).resolve().parent / "data" / "mnist"
+MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
