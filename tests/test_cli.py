@@ -1,8 +1,8 @@
 """The ``drivelab`` command and ``drive/colab/main.py``, run as real subprocesses.
 
 Every run gets a controlled environment: no ``DRIVELAB_*`` variable unless a
-test sets it, a wide terminal (so messages are not wrapped), no colour, and
-loopback exempt from any proxy. Mirrors are loopback servers only.
+test sets it, no colour, and loopback exempt from any proxy. Output goes to a
+pipe, where drivelab never wraps it. Mirrors are loopback servers only.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIVELAB_")}
     for key in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         env.pop(key, None)
-    env.update(COLUMNS="200", NO_COLOR="1", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    env.pop("COLUMNS", None)
+    env.update(NO_COLOR="1", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     env.update(extra)
     return env
 
@@ -158,6 +159,16 @@ def test_init_json_then_rerun_keep_and_force(tmp_path):
     assert doc["created"] == [] and doc["kept"] == []
     assert main.read_text() != "print('mine')\n"
     assert "def main(" in main.read_text()
+
+
+def test_output_to_a_pipe_keeps_paths_and_commands_on_one_line(tmp_path):
+    deep = tmp_path.joinpath(*(f"folder-{i:02d}-with-a-long-name" for i in range(6)))
+    done = drivelab_cli("init", str(deep), cwd=tmp_path, env={"COLUMNS": "40"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert f"Workspace ready at {deep}" in lines
+    next_line = next(line for line in lines if line.startswith("Next:"))
+    assert f"python {deep / 'drive' / 'colab' / 'main.py'}" in next_line
 
 
 def test_init_on_a_file_fails_cleanly(tmp_path):

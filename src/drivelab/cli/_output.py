@@ -11,9 +11,18 @@ from drivelab.errors import DrivelabError
 JSON_VERSION = 1
 
 
+# Width given to tables when stderr is a file or a pipe: wide enough that no row is ever wrapped.
+_PIPE_WIDTH = 4096
+
+
 class _Console:
     """The stderr console, built on first use: importing rich costs ~50 ms that
-    ``--json`` runs never need."""
+    ``--json`` runs never need.
+
+    Lines are never wrapped by us (``soft_wrap``): a terminal wraps them itself,
+    so a path or a command copied from the screen stays whole. Sent to a file
+    or a pipe, tables are laid out without a width limit as well.
+    """
 
     _real: Any = None
 
@@ -21,7 +30,8 @@ class _Console:
         if _Console._real is None:
             from rich.console import Console
 
-            _Console._real = Console(stderr=True, highlight=False, emoji=False)
+            width = None if sys.stderr.isatty() else _PIPE_WIDTH
+            _Console._real = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True, width=width)
         return getattr(_Console._real, name)
 
 
