@@ -30,7 +30,7 @@ _EXPORTS = {
     "_attach": ["DriveState", "FlushResult", "attach", "detach", "flush", "status", "is_attached", "fuse_available", "NO_FUSE_ENV"],
     "_colab": ["mount", "flush_and_unmount"],
     "_rclone": ["Rclone", "find_rclone", "MIN_VERSION"],
-    "_remotes": ["REMOTE_TYPES", "RemoteInfo", "connect", "import_remote", "list_remotes", "remove_remote"],
+    "_remotes": ["REMOTE_TYPES", "TYPE_NAMES", "RemoteInfo", "connect", "import_remote", "list_remotes", "remove_remote"],
 }
 __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
 __all__ = [*_names, "DriveError", "FlushError", "MountError", "RcloneError", "RemoteError"]
@@ -39,4 +39,4 @@ if TYPE_CHECKING:
     from drivelab.drive._attach import NO_FUSE_ENV, DriveState, FlushResult, attach, detach, flush, fuse_available, is_attached, status
     from drivelab.drive._colab import flush_and_unmount, mount
     from drivelab.drive._rclone import MIN_VERSION, Rclone, find_rclone
-    from drivelab.drive._remotes import REMOTE_TYPES, RemoteInfo, connect, import_remote, list_remotes, remove_remote
+    from drivelab.drive._remotes import REMOTE_TYPES, TYPE_NAMES, RemoteInfo, connect, import_remote, list_remotes, remove_remote

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from drivelab.drive._rclone import FAST_FAIL, Rclone, classify_failure, find_rcl
 from drivelab.errors import DriveError, RemoteError
 from drivelab.workspace import Workspace
 
-__all__ = ["REMOTE_TYPES", "RemoteInfo", "connect", "list_remotes", "remove_remote", "get_remote", "import_remote"]
+__all__ = ["REMOTE_TYPES", "TYPE_NAMES", "RemoteInfo", "connect", "list_remotes", "remove_remote", "get_remote", "import_remote"]
 
 # drivelab's names for the types it knows -> rclone backend names.
 REMOTE_TYPES = {
@@ -32,6 +32,7 @@ REMOTE_TYPES = {
     "sftp": "sftp",
     "local": "local",
 }
+TYPE_NAMES = "gdrive, s3, gcs, webdav, sftp, local, or any rclone backend name"
 # Values that must never be printed, by rclone option name.
 SECRET_KEYS = {
     "secret_access_key", "access_key_id", "session_token", "token", "client_secret", "pass", "password",
@@ -95,27 +96,46 @@ def _check(rclone: Rclone, conf: Path, spec: str, *, create: bool, secrets: list
     raise err
 
 
+def parse_options(items: Iterable[str]) -> dict[str, str]:
+    """``["key=value", ...]`` (as given to ``--option``) -> a dict; a malformed item is a :class:`RemoteError`."""
+    options: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RemoteError(f"option {item!r} is not key=value", hint="e.g. -o chunk_size=64M")
+        options[key.strip()] = value
+    return options
+
+
 def connect(
     ws: Workspace,
     name: str,
-    type: str,
-    options: Mapping[str, str] | None = None,
+    type: str | None,
+    options: Mapping[str, str | None] | None = None,
     *,
     root: str = "",
+    bucket: str | None = None,
+    extra: Iterable[str] = (),
     check: bool = True,
     interactive: bool = False,
     replace: bool = False,
+    ask_secret: Callable[[str], str] | None = None,
 ) -> RemoteInfo:
     """Add remote ``name`` of ``type`` to the workspace and check that it answers.
 
     ``type`` is one of :data:`REMOTE_TYPES` or any rclone backend name;
     ``options`` are rclone's option names for it (``endpoint``,
-    ``access_key_id``, ``token``, ...). ``root`` is the folder on the remote
-    that holds the drive (for S3 and GCS it starts with the bucket; it is
-    created if missing). With ``interactive``, rclone may ask questions on the
-    terminal (the local browser sign-in for Google Drive). On any failure the
-    remote is not kept.
+    ``access_key_id``, ``token``, ...; empty values are dropped), and ``extra``
+    more of them as ``key=value`` strings (``--option``). ``root`` is
+    the folder on the remote that holds the drive; ``bucket`` (S3, GCS) is put
+    in front of it (both are created if missing). An S3 remote without a
+    ``secret_access_key`` takes ``$AWS_SECRET_ACCESS_KEY``, else asks
+    ``ask_secret(prompt)`` when given. With ``interactive``, rclone may ask
+    questions on the terminal (the local browser sign-in for Google Drive).
+    On any failure the remote is not kept.
     """
+    if not type:
+        raise RemoteError("which kind of storage is it?", hint=f"pass --type: {TYPE_NAMES} (or --rclone-remote NAME to copy one from your rclone config)")
     if not _NAME.match(name):
         raise RemoteError(
             f"{name!r} is not a valid remote name",
@@ -123,6 +143,17 @@ def connect(
         )
     rclone_type = REMOTE_TYPES.get(type, type)
     opts = {k: v for k, v in (options or {}).items() if v is not None and v != ""}
+    opts.update(parse_options(extra))
+    if bucket:
+        root = f"{bucket.strip('/')}/{root.strip('/')}".rstrip("/")
+    if type == "s3" and "secret_access_key" not in opts:
+        secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+        if not secret and "access_key_id" in opts and ask_secret is not None:
+            secret = ask_secret("S3 secret access key")
+        if secret:
+            opts["secret_access_key"] = secret
+    if type == "webdav":
+        opts.setdefault("vendor", "other")
     if type in ("s3", "gcs") and not root.strip("/"):
         raise RemoteError(f"a {type} remote needs a bucket", hint="pass --bucket NAME (optionally --root bucket/folder)")
     if type == "local":

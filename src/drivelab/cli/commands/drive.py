@@ -21,6 +21,10 @@ app = typer.Typer(
 TYPES = "gdrive, s3, gcs, webdav, sftp, local, or any rclone backend name"
 
 
+def _ask_hidden(prompt: str) -> str:
+    return typer.prompt(prompt, hide_input=True)
+
+
 @app.command("connect")
 def connect(
     name: Annotated[str, typer.Argument(help="A name for the remote, e.g. gdrive or box.")],
@@ -67,8 +71,6 @@ def connect(
 
       drivelab drive connect mine --rclone-remote myremote:lab
     """
-    import os
-
     from drivelab.drive import connect as connect_remote
     from drivelab.drive import import_remote
 
@@ -76,12 +78,6 @@ def connect(
     if rclone_remote:
         info = import_remote(ws, name, rclone_remote, root=root, check=not no_check, replace=replace)
     else:
-        if not type:
-            raise RemoteError("which kind of storage is it?", hint=f"pass --type: {TYPES} (or --rclone-remote NAME to copy one from your rclone config)")
-        if type == "s3" and not secret_access_key:
-            secret_access_key = os.environ.get("AWS_SECRET_ACCESS_KEY")
-            if not secret_access_key and access_key_id and sys.stdin.isatty():
-                secret_access_key = typer.prompt("S3 secret access key", hide_input=True)
         if ask_pass and not password:
             password = typer.prompt("Password", hide_input=True)
         options = {
@@ -91,19 +87,10 @@ def connect(
             "url": url, "vendor": vendor, "host": host, "port": str(port) if port else None, "user": user,
             "pass": password, "key_file": key_file,
         }
-        if type == "webdav":
-            options["vendor"] = vendor or "other"
-        for item in option or []:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise RemoteError(f"--option {item!r} is not key=value", hint="e.g. -o chunk_size=64M")
-            options[key.strip()] = value
-        full_root = root
-        if bucket:
-            full_root = f"{bucket.strip('/')}/{root.strip('/')}".rstrip("/")
         info = connect_remote(
-            ws, name, type, {k: v for k, v in options.items() if v}, root=full_root,
+            ws, name, type, options, root=root, bucket=bucket, extra=option or (),
             check=not no_check, interactive=browser, replace=replace,
+            ask_secret=_ask_hidden if sys.stdin.isatty() else None,
         )
     if json_output:
         emit_json("drive.connect", info.to_dict())
