@@ -11,7 +11,7 @@
     .venv/bin/python benchmarks/jobs_run.py --mirror file:///data/mnist/
     .venv/bin/python benchmarks/jobs_run.py --runs 10 --kills 5 --json out.json
 
-Needs MNIST: --mirror, else $DRIVELAB_MNIST_MIRROR, else the public mirrors.
+Needs MNIST: --mirror, else $DRIVELAB_MNIST_MIRROR, else the repository's copy in tests/data/mnist.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 from drivelab.data import get_mnist
 from drivelab.workspace import init_workspace
 
+REPO_MNIST = Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist"
 TRAIN = ["--limit-train", "6000", "--epochs", "30", "--threads", "1", "--log-every", "0"]
 
 
@@ -134,7 +135,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="drivelab-jobs-bench-") as tmp:
         ws = init_workspace(Path(tmp) / "lab").workspace.root
-        get_mnist(ws / "drive" / "dataset", mirrors=args.mirror)
+        mirrors = args.mirror
+        if not mirrors and not os.environ.get("DRIVELAB_MNIST_MIRROR"):
+            mirrors = [REPO_MNIST.as_uri()]
+        get_mnist(ws / "drive" / "dataset", mirrors=mirrors)
         over = overhead(ws, args.runs)
         print(
             f"trivial script, median of {args.runs}: python {over['python_s'] * 1000:.0f} ms, "

@@ -107,7 +107,7 @@ def main() -> None:
         if data is None:
             data = workdir / "dataset"
             mirrors = args.mirror
-            if not mirrors and not os.environ.get("DRIVELAB_MNIST_MIRROR") and REPO_MNIST.is_dir():
+            if not mirrors and not os.environ.get("DRIVELAB_MNIST_MIRROR"):
                 mirrors = [REPO_MNIST.as_uri()]
             get_mnist(data, mirrors=mirrors)
 
