@@ -3,6 +3,7 @@
 #   scripts/demo.sh                     workspace ./drivelab-demo
 #   scripts/demo.sh ~/lab --epochs 3
 # Offline? Point DRIVELAB_MNIST_MIRROR at a folder or server holding the MNIST .gz files.
+# No access to download.pytorch.org? Set DRIVELAB_TORCH_SPEC (see scripts/bootstrap.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh

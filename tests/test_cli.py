@@ -171,6 +171,18 @@ def test_output_to_a_pipe_keeps_paths_and_commands_on_one_line(tmp_path):
     assert f"python {deep / 'drive' / 'colab' / 'main.py'}" in next_line
 
 
+def test_errors_print_brackets_and_rules_fit_a_log(tmp_path):
+    done = drivelab_cli("demo", str(tmp_path / "lab"), "--mirror", "http://[bad", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "http://[bad" in done.stderr, "an error quoting user input keeps its brackets"
+    assert not (tmp_path / "lab").exists(), "a bad mirror is refused before the workspace is made"
+    done = drivelab_cli("demo", str(tmp_path / "lab"), "--mirror", closed_port_url(), cwd=tmp_path)
+    assert f"Workspace  {tmp_path / 'lab'}" in done.stderr and "…" not in done.stderr, "a rule's title is never cut"
+    done = drivelab_cli("demo", "lab", "--mirror", closed_port_url(), cwd=tmp_path)
+    rules = [line for line in done.stderr.splitlines() if line.count("─") > 10]
+    assert rules and all(len(line) <= 80 for line in rules), done.stderr
+
+
 def test_init_on_a_file_fails_cleanly(tmp_path):
     (tmp_path / "afile").write_text("x")
     proc = drivelab_cli("init", "afile", cwd=tmp_path)
@@ -298,7 +310,7 @@ def test_seed_script_rejects_an_unknown_recipe(workspace):
 def test_seed_script_reports_a_dead_mirror(workspace):
     dead = closed_port_url()
     proc = python_script(workspace / "drive" / "colab" / "main.py", "--mirror", dead, "--run", "r1", cwd=workspace)
-    assert proc.returncode == 2, describe(proc)
+    assert proc.returncode == 1, describe(proc)  # not a usage error: `drivelab run` may retry it
     assert_no_traceback(proc)
     assert "error: could not download" in proc.stderr
     assert f"{dead}{FIRST_FILE}.gz: connection refused" in proc.stderr

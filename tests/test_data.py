@@ -15,6 +15,7 @@ from drivelab.data import (
     AttemptFailed,
     BytesReceived,
     FileDone,
+    FileInvalid,
     FileStarted,
     get_dataset,
     get_mnist,
@@ -22,7 +23,7 @@ from drivelab.data import (
     mnist_raw_dir,
     resolve_mirrors,
 )
-from drivelab.errors import DataError, DownloadError, UnknownDatasetError
+from drivelab.errors import DataError, DownloadError, MirrorError, UnknownDatasetError
 
 MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -275,6 +276,83 @@ def test_default_mirrors(monkeypatch):
 def test_bad_mirror_url_is_refused_early():
     with pytest.raises(DataError, match="not an http"):
         resolve_mirrors(["ftp://example.org/mnist"])
+
+
+@pytest.mark.parametrize(
+    ("mirror", "problem"),
+    [
+        ("notaurl", "not an http://, https:// or file:// URL"),
+        ("ftp://example.org/mnist/", "not an http://, https:// or file:// URL"),
+        ("http://", "no host"),
+        ("https:///mnist/", "no host"),
+        ("http://host:99999/mnist/", "port"),
+        ("https://exa mple.org/mnist/", "space"),
+        ("https://example.org/mnist/?key=1", "query"),
+        ("https://example.org/mnist/#top", "fragment"),
+        ("file://", "no folder"),
+        ("file://otherhost/srv/mnist/", "another machine"),
+    ],
+)
+def test_malformed_mirrors_are_refused(mirror, problem):
+    with pytest.raises(MirrorError) as info:
+        resolve_mirrors(["http://127.0.0.1:8000/", mirror])
+    err = info.value
+    assert repr(mirror) in err.message and problem in err.message
+    assert "http://, https:// or file://" in err.message + (err.hint or "")
+    assert err.exit_code == 2
+
+
+def test_mirror_from_the_environment_is_named_as_such(monkeypatch):
+    monkeypatch.setenv(MNIST_MIRROR_ENV, "http://127.0.0.1:8000/ http:///x")
+    with pytest.raises(MirrorError, match=MNIST_MIRROR_ENV):
+        resolve_mirrors(None)
+
+
+def test_folder_given_as_a_path_gets_its_file_url_as_hint(tmp_path):
+    with pytest.raises(MirrorError) as info:
+        resolve_mirrors([str(tmp_path)])
+    assert tmp_path.as_uri() + "/" in info.value.hint
+
+
+def test_mirrors_are_checked_before_present_files(tmp_path):
+    get_mnist(tmp_path, mirrors=[DEFAULT_DIRECTORY.as_uri()], files=[LABELS])
+    with pytest.raises(MirrorError):
+        get_mnist(tmp_path, mirrors=["http://"], files=[LABELS])
+
+
+def test_corrupt_file_in_place_is_reported_then_replaced(tmp_path, mnist_mirror):
+    raw = mnist_raw_dir(tmp_path)
+    raw.mkdir(parents=True)
+    (raw / LABELS).write_bytes(b"bit rot")
+    events = []
+    result = get_mnist(tmp_path, mirrors=[mnist_mirror.url], files=[LABELS], progress=events.append)
+
+    invalid = FileInvalid(LABELS, raw / LABELS, MD5[LABELS], hashlib.md5(b"bit rot").hexdigest(), 10008, 7)
+    assert events[0] == invalid  # said first, before any transfer
+    assert isinstance(events[1], FileStarted)
+    assert events[-1] == FileDone(LABELS, "downloaded", f"{mnist_mirror.url}{LABELS}.gz")
+    (file,) = result.files
+    assert file.replaced == invalid
+    assert file.to_dict()["replaced"] == {"path": str(raw / LABELS), "expected_md5": MD5[LABELS],
+                                          "actual_md5": invalid.actual_md5, "expected_size": 10008, "size": 7}  # fmt: skip
+    assert md5(raw / LABELS) == MD5[LABELS]
+
+
+def test_present_file_is_not_reported_as_replaced(tmp_path):
+    get_mnist(tmp_path, mirrors=[DEFAULT_DIRECTORY.as_uri()], files=[LABELS])
+    events = []
+    result = get_mnist(tmp_path, mirrors=[DEFAULT_DIRECTORY.as_uri()], files=[LABELS], progress=events.append)
+    assert events == [FileDone(LABELS, "present", None)]
+    assert result.files[0].replaced is None and result.files[0].to_dict()["replaced"] is None
+
+
+def test_failed_attempts_count_the_mirrors_left(tmp_path, make_mirror):
+    missing = make_mirror(missing={f"{LABELS}.gz"})
+    corrupt = make_mirror(corrupt={f"{LABELS}.gz"})
+    events = []
+    with pytest.raises(DownloadError):
+        get_mnist(tmp_path, mirrors=[missing.url, corrupt.url, closed_port_url()], files=[LABELS], progress=events.append)
+    assert [e.mirrors_left for e in events if isinstance(e, AttemptFailed)] == [2, 1, 0]
 
 
 def test_unknown_dataset(tmp_path):

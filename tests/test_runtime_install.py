@@ -1,26 +1,38 @@
 """Installing and verifying PyTorch: commands, logs, verification, and the real thing offline.
 
-The slow tests install the real CPU torch wheel into a fresh virtual environment
-with ``--no-index --find-links`` (no index, no network): the wheelhouse is
-``$DRIVELAB_TEST_WHEELHOUSE`` when set, else built once per session by
-``pip download`` with this machine's pip configuration. torchvision is a tiny
-wheel built here: one that goes with torch 2.13.0 (its ``torchvision::nms``
-op defined in Python), and one built "for torch 2.9.1" whose op does not load.
+The slow tests install the real CPU torch into a fresh virtual environment with
+``--no-index --find-links`` (no index, no network): the wheelhouse is built
+once per session from what this environment has installed, each wheel
+rebuilt from its installed files and RECORD (torch and its dependencies), so
+nothing is downloaded. torchvision is a tiny wheel built here: one that goes
+with the installed torch (its ``torchvision::nms`` op defined in Python), and
+one built "for torch 2.9.1" whose op does not load.
+
+Tests that need an installed torch, or a CPU build of it, skip without one, and
+fail instead under ``CI=true`` (``tests/_guards.py``).
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import zipfile
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
+from _guards import skip_or_fail
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from drivelab import _subprocess
 from drivelab.errors import InstallError
@@ -35,6 +47,7 @@ from drivelab.runtime import (
     verify_torch,
 )
 from drivelab.runtime._install import build_matches, installer_argv
+from drivelab.runtime._releases import find_release
 from drivelab.runtime._verify import checks_from_findings
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
@@ -58,7 +71,35 @@ def installed_torch() -> str | None:
         return None
 
 
-needs_torch = pytest.mark.skipif(installed_torch() is None, reason="torch is not installed in the test environment")
+@pytest.fixture
+def torch_here() -> str:
+    """The installed torch's version; the test skips without one (fails under CI)."""
+    version = installed_torch()
+    if version is None:
+        skip_or_fail("torch is not installed in the test environment")
+    return version
+
+
+def require_cpu_torch() -> str:
+    """The installed torch's version when it is a CPU build (``+cpu``); else skip (fail under CI)."""
+    version = installed_torch()
+    if version is None:
+        skip_or_fail("torch is not installed in the test environment")
+    if Version(version).local != "cpu":
+        skip_or_fail(f"the installed torch ({version}) is not a CPU build")
+    return version
+
+
+@pytest.fixture
+def cpu_torch() -> str:
+    return require_cpu_torch()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def cpu_plan(**changes) -> TorchPlan:
@@ -155,6 +196,21 @@ def test_install_failure_names_the_log_and_quotes_it(tmp_path):
 def test_install_into_a_missing_interpreter_is_an_install_error(tmp_path):
     with pytest.raises(InstallError, match="cannot run the Python interpreter"):
         install_torch(cpu_plan(), python=str(tmp_path / "nope" / "python"))
+
+
+def test_unreachable_index_says_so_and_names_both_ways_out(tmp_path, monkeypatch):
+    # A version no index has, from a loopback port that refuses connections: pip fails
+    # before it could change anything in this environment.
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    port = closed_port()
+    plan = cpu_plan(index_url=f"http://alice:s3cr3t@127.0.0.1:{port}/whl/cpu", packages={"torch": "0.0.1+cpu"})
+    with pytest.raises(InstallError) as err:
+        install_torch(plan, python=sys.executable, installer="pip", log_dir=tmp_path / "logs")
+    message = str(err.value)
+    assert f"the package index http://alice:***@127.0.0.1:{port}/whl/cpu could not be reached" in message
+    assert "s3cr3t" not in message + err.value.hint
+    assert "Connection refused" in message and "full output in" in message
+    assert "DRIVELAB_TORCH_SPEC" in err.value.hint and "--find-links" in err.value.hint
 
 
 # ------------------------------------------------------------------ verify: recorded findings
@@ -254,20 +310,16 @@ def test_a_crash_and_a_missing_torch_are_explained():
 # ------------------------------------------------------------------ verify: this environment
 
 
-@needs_torch
-def test_verify_this_environment_without_gpu_passes():
+def test_verify_this_environment_without_gpu_passes(torch_here):
     report = verify_torch(NO_GPU)
     assert report.ok, [c for c in report.checks if not c.ok]
-    assert report.torch == installed_torch()
+    assert report.torch == torch_here
     names = [c.name for c in report.checks]
     assert "torch" in names and "compute cpu" in names
     json.dumps(report.to_dict())
 
 
-@needs_torch
-def test_verify_this_cpu_build_on_a_claimed_nvidia_gpu_says_it_does_not_fit():
-    if "+cpu" not in (installed_torch() or ""):
-        pytest.skip("the installed torch is not a CPU build")
+def test_verify_this_cpu_build_on_a_claimed_nvidia_gpu_says_it_does_not_fit(cpu_torch):
     report = verify_torch(H100)
     assert not report.ok
     (failure,) = report.failures
@@ -308,12 +360,15 @@ def build_wheel(folder: Path, name: str, version: str, files: dict[str, str], re
     return path
 
 
-GOOD_TORCHVISION = {
-    "torchvision/__init__.py": '''"""Test stand-in for torchvision: its nms op is defined in Python."""
+def good_torchvision(version: str) -> dict[str, str]:
+    """A torchvision stand-in of ``version`` whose ``torchvision::nms`` op is defined in Python."""
+    return {
+        "torchvision/__init__.py": f'''"""Test stand-in for torchvision: its nms op is defined in Python."""
 import torch
 
-__version__ = "0.28.0+cpu"
-
+__version__ = "{version}"
+'''
+        + '''
 
 def _nms(dets, scores, iou_threshold):
     keep = []
@@ -333,13 +388,14 @@ _lib = torch.library.Library("torchvision", "DEF")
 _lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
 _lib.impl("nms", _nms, "CPU")
 ''',
-    "torchvision/ops/__init__.py": '''import torch
+        "torchvision/ops/__init__.py": '''import torch
 
 
 def nms(boxes, scores, iou_threshold):
     return torch.ops.torchvision.nms(boxes, scores, iou_threshold)
 ''',
-}
+    }
+
 
 # Like a real torchvision whose compiled library did not load into this torch:
 # registering a fake kernel for its op fails at import.
@@ -356,40 +412,89 @@ def _fake_nms(dets, scores, iou_threshold):
 }
 
 
+def _compressed_tags(tags: list[str]) -> str:
+    """``["py2-none-any", "py3-none-any"]`` -> ``"py2.py3-none-any"`` (a wheel file name's tag part)."""
+    parts: list[list[str]] = [[], [], []]
+    for tag in tags:
+        for seen, part in zip(parts, tag.split("-")):
+            if part not in seen:
+                seen.append(part)
+    return "-".join(".".join(seen) for seen in parts)
+
+
+def wheel_from_installed(name: str, folder: Path) -> Path:
+    """A wheel of the installed distribution ``name``, rebuilt from its files and RECORD.
+
+    The same files, metadata and tags as the wheel it was installed from, minus
+    what installing adds (bytecode, INSTALLER, scripts outside site-packages,
+    which pip writes again from the entry points). Nothing is downloaded.
+    """
+    dist = metadata.distribution(name)
+    root = Path(dist.locate_file(""))
+    files = dist.files or []
+    record = next(f for f in files if f.name == "RECORD" and f.parent.name.endswith(".dist-info"))
+    info = PurePosixPath(record.parent)
+    wheel_text = (root / str(info) / "WHEEL").read_text(encoding="utf-8")
+    tags = [line.split(":", 1)[1].strip() for line in wheel_text.splitlines() if line.startswith("Tag:")]
+    hashes = {row[0]: (row[1], row[2]) for row in csv.reader(io.StringIO((root / str(record)).read_text(encoding="utf-8"))) if len(row) == 3}
+    leave_out = {f"{info}/{n}" for n in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")}
+    project = re.sub(r"[-_.]+", "_", dist.metadata["Name"])
+    path = folder / f"{project}-{dist.version}-{_compressed_tags(tags)}.whl"
+    rows = []
+    # Stored, not deflated: the wheel lives for one session, and torch is hundreds of MB.
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for member in files:
+            arcname = member.as_posix()
+            if arcname.startswith("../") or member.suffix == ".pyc" or arcname in leave_out:
+                continue
+            source = root / arcname
+            digest, size = hashes.get(arcname, ("", ""))
+            if not digest:
+                data = source.read_bytes()
+                digest, size = _record_hash(data), str(len(data))
+            zf.write(source, arcname)
+            rows.append(f"{arcname},{digest},{size}\n")
+        zf.writestr(f"{info}/RECORD", "".join(rows) + f"{info}/RECORD,,\n")
+    return path
+
+
+def installed_requirements(name: str) -> list[str]:
+    """``name`` and every distribution it needs here (markers evaluated for this interpreter), installed names."""
+    found: dict[str, str] = {}
+    todo = [name]
+    while todo:
+        wanted = canonicalize_name(todo.pop())
+        if wanted in found:
+            continue
+        dist = metadata.distribution(wanted)
+        found[wanted] = dist.metadata["Name"]
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return list(found.values())
+
+
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory) -> Path:
-    """Real torch (this environment's version) with its dependencies, and the good test torchvision.
+    """Real torch (this environment's CPU build) with its dependencies, and the good test torchvision.
 
-    The real wheels come from ``$DRIVELAB_TEST_WHEELHOUSE`` when set (filled there
-    once, reused after), else from a per-session ``pip download``; they are
-    linked into a fresh folder, so test wheels never land among real ones. The
-    torchvision built for another torch is in ``<wheelhouse>/../bad``.
+    Decided before anything is built: the installed torch must be a CPU build
+    drivelab's release table knows. Every real wheel is rebuilt from the
+    installed files (see :func:`wheel_from_installed`), so no test reaches an
+    index. The torchvision built for another torch is in ``<wheelhouse>/../bad``.
     """
-    version = installed_torch()
-    if version is None:
-        pytest.skip("torch is not installed in the test environment")
-    given = os.environ.get("DRIVELAB_TEST_WHEELHOUSE")
-    real = Path(given) if given else tmp_path_factory.mktemp("downloads")
-    real.mkdir(parents=True, exist_ok=True)
-    if not any(real.glob(f"torch-{version}-*.whl")):
-        done = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:", "--dest", str(real), f"torch=={version}"],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if done.returncode != 0:
-            message = f"could not fill the wheelhouse with torch=={version} and its dependencies:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
+    version = require_cpu_torch()
+    release = find_release(Version(version).public)
+    if release is None:
+        skip_or_fail(f"the installed torch {version} is not in drivelab's release table")
     root = tmp_path_factory.mktemp("wheelhouse")
     folder = root / "good"
     folder.mkdir()
-    for wheel in real.glob("*.whl"):
-        if not wheel.name.startswith(("torchvision-", "torchaudio-")):
-            (folder / wheel.name).symlink_to(wheel.resolve())
-    build_wheel(folder, "torchvision", "0.28.0+cpu", GOOD_TORCHVISION, ["torch==2.13.0"])
+    for name in installed_requirements("torch"):
+        wheel_from_installed(name, folder)
+    torchvision = f"{release.torchvision}+cpu"
+    build_wheel(folder, "torchvision", torchvision, good_torchvision(torchvision), [f"torch=={release.version}"])
     (root / "bad").mkdir()
     build_wheel(root / "bad", "torchvision", "0.24.1+cpu", BAD_TORCHVISION, ["torch==2.9.1"])
     return folder
@@ -402,15 +507,21 @@ def fresh_venv(tmp_path_factory) -> Path:
     return venv / "bin" / "python"
 
 
+def expected_torchvision(torch_version: str) -> str:
+    release = find_release(Version(torch_version).public)
+    assert release is not None
+    return f"{release.torchvision}+cpu"
+
+
 @pytest.mark.slow
 def test_install_offline_into_a_fresh_venv_then_verify(wheelhouse, fresh_venv, tmp_path):
-    if installed_torch() != "2.13.0+cpu":
-        pytest.skip("the test torchvision wheels are made for torch 2.13.0+cpu")
+    version = installed_torch()
+    torchvision = expected_torchvision(version)
     plan = plan_torch_install(NO_GPU, find_links=wheelhouse, env={})
-    assert plan.packages == {"torch": "2.13.0+cpu", "torchvision": "0.28.0+cpu"}
+    assert plan.packages == {"torch": version, "torchvision": torchvision}
     lines: list[str] = []
     result = install_torch(plan, python=fresh_venv, installer="pip", log_dir=tmp_path / "logs", on_line=lines.append)
-    assert result.installed == {"torch": "2.13.0+cpu", "torchvision": "0.28.0+cpu", "torchaudio": None}
+    assert result.installed == {"torch": version, "torchvision": torchvision, "torchaudio": None}
     assert result.before == {"torch": None, "torchvision": None, "torchaudio": None}
     assert not result.forced_reinstall and result.log.is_file() and lines
     command = result.commands[0]
@@ -428,14 +539,14 @@ def test_install_offline_into_a_fresh_venv_then_verify(wheelhouse, fresh_venv, t
 
 @pytest.mark.slow
 def test_inconsistent_torchvision_is_refused_by_the_installer_and_reported_by_verify(wheelhouse, fresh_venv, tmp_path):
-    if installed_torch() != "2.13.0+cpu":
-        pytest.skip("the test torchvision wheels are made for torch 2.13.0+cpu")
+    version = installed_torch()
+    torchvision = expected_torchvision(version)
     bad = wheelhouse.parent / "bad"
     # The plan never pairs them...
     plan = plan_torch_install(NO_GPU, find_links=wheelhouse, env={})
-    assert plan.packages["torchvision"] == "0.28.0+cpu"
+    assert plan.packages["torchvision"] == torchvision
     # ...and a hand-made inconsistent set fails in the installer, explained.
-    mixed = cpu_plan(index_url=None, find_links=str(bad), packages={"torch": "2.13.0+cpu", "torchvision": "0.24.1+cpu"})
+    mixed = cpu_plan(index_url=None, find_links=str(bad), packages={"torch": version, "torchvision": "0.24.1+cpu"})
     install_torch(plan, python=fresh_venv, installer="pip", log_dir=tmp_path / "logs")
     with pytest.raises(InstallError) as err:
         install_torch(mixed, python=fresh_venv, installer="pip", log_dir=tmp_path / "logs")
@@ -455,7 +566,7 @@ def test_inconsistent_torchvision_is_refused_by_the_installer_and_reported_by_ve
         assert {c.name for c in report.failures} == {"torchvision version", "torchvision ops"}
         assert "built for torch 2.9.1" in checks["torchvision version"].detail
         assert "operator torchvision::nms does not exist" in checks["torchvision ops"].detail
-        assert "torchvision==0.28.0+cpu" in checks["torchvision ops"].fix
+        assert f"torchvision=={torchvision}" in checks["torchvision ops"].fix
     finally:
         install_torch(plan, python=fresh_venv, installer="pip", log_dir=tmp_path / "logs")
 
@@ -493,10 +604,6 @@ def test_cli_dry_run_json_offline(tmp_path, recorded_h100):
 
 
 def test_cli_dry_run_probes_this_machine(tmp_path):
-    import importlib.util
-
-    if importlib.util.find_spec("drivelab.runtime._detect") is None:
-        pytest.skip("machine probing is not in this tree yet")
     done = cli("setup", "torch", "--dry-run", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["plan"]["packages"]["torch"]
@@ -521,15 +628,29 @@ def test_cli_human_plan_and_no_silent_install(tmp_path, recorded_h100):
     assert done.returncode == 1 and "--dry-run" in done.stderr  # a recorded machine is for planning only
 
 
-@needs_torch
-def test_cli_doctor(tmp_path, recorded_h100):
+def test_cli_doctor(tmp_path, torch_here):
     nogpu = tmp_path / "nogpu.json"
     nogpu.write_text(json.dumps(NO_GPU.to_dict()))
     done = cli("doctor", "--json", "--machine", str(nogpu), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     doc = json.loads(done.stdout)
     assert doc["kind"] == "doctor" and doc["ok"] is True and doc["report"]["checks"]
-    if "+cpu" in (installed_torch() or ""):
-        done = cli("doctor", "--machine", str(recorded_h100), cwd=tmp_path)
-        assert done.returncode == 1
-        assert "Torch not compiled with CUDA enabled" in done.stderr and "fix:" in done.stderr
+
+
+def test_cli_doctor_explains_a_cpu_build_on_a_gpu_machine(tmp_path, recorded_h100, cpu_torch):
+    done = cli("doctor", "--machine", str(recorded_h100), cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Torch not compiled with CUDA enabled" in done.stderr and "fix:" in done.stderr
+
+
+def test_cli_setup_if_needed_keeps_a_working_torch_without_the_network(tmp_path, torch_here):
+    # The index refuses connections: installing anything would fail. A torch that passes
+    # the checks is kept, whatever the plan says, so nothing is installed.
+    index = f"http://127.0.0.1:{closed_port()}/whl/cpu"
+    done = cli("setup", "torch", "--yes", "--if-needed", "--json", "--index-url", index, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["kept"] is True and doc["ok"] is True and doc["verify"]["torch"] == torch_here
+    assert "install" not in doc
+    done = cli("setup", "torch", "--yes", "--if-needed", "--index-url", index, cwd=tmp_path)
+    assert done.returncode == 0 and "Kept: torch" in done.stderr and "PyTorch works here" in done.stderr

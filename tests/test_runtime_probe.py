@@ -8,15 +8,18 @@ planning tests.)
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-from drivelab.runtime import CommandResult, MachineInfo, Probe, RecordedProbe, SystemProbe, detect_machine
+from drivelab.runtime import CommandResult, MachineInfo, Probe, RecordedProbe, RuntimeInfo, SystemProbe, detect_machine, panel_rows
 from drivelab.runtime._amd import gfx_from_target_version
 from drivelab.runtime._detect import torch_build
 from drivelab.runtime._intel import xpu_device_name
@@ -166,7 +169,6 @@ def _check_problems(actual: tuple[str, ...], wanted: list[str]) -> None:
 
 @pytest.mark.parametrize("path", MACHINES, ids=lambda p: p.stem)
 def test_recorded_machine_json_matches_the_schema(path):
-    jsonschema = pytest.importorskip("jsonschema")
     machine = detect_machine(RecordedProbe(load(path)), workspace=Path("/work"), scratch=Path("/tmp"))
     document = json.loads(json.dumps({"kind": "runtime", "version": 1, **machine.to_dict()}))
     jsonschema.validate(document, json.loads(SCHEMA.read_text()))
@@ -174,16 +176,37 @@ def test_recorded_machine_json_matches_the_schema(path):
 
 @pytest.mark.parametrize("path", MACHINES, ids=lambda p: p.stem)
 def test_runtime_panel_renders_every_recorded_machine(path, capsys):
-    from drivelab.cli.commands.runtime import _show
+    from drivelab.cli.commands.runtime import render_panel
 
     machine = detect_machine(RecordedProbe(load(path)), workspace=Path("/work"), scratch=Path("/tmp"))
-    _show(machine, {"workspace": Path("/work"), "scratch": Path("/tmp")})
+    rows = panel_rows(machine, {"workspace": Path("/work"), "scratch": Path("/tmp")})
+    render_panel(rows)
     err = capsys.readouterr().err
     assert "Python" in err and "PyTorch" in err
     for gpu in machine.nvidia.gpus if machine.nvidia else ():
         assert gpu.name[:20] in err.replace("\n", " ") or gpu.name[:10] in err
-    for problem in (machine.nvidia.problems if machine.nvidia else ()):
-        assert "problem:" in err
+    problems = [*(machine.nvidia.problems if machine.nvidia else ()), *(machine.amd.problems if machine.amd else ())]
+    assert err.count("problem:") == len(problems)
+    # The notebook panel is the same rows: each value the terminal shows, it shows.
+    shown = RuntimeInfo(machine, rows)
+    for row in rows:
+        assert row.value in str(shown) and html.escape(row.value) in shown._repr_html_()
+        assert row.value in err.replace("\n", " ") or row.value[:30] in err
+
+
+def test_the_notebook_and_terminal_panels_show_the_same_rows(capsys):
+    from drivelab.cli.commands.runtime import render_panel
+
+    machine = detect_machine(RecordedProbe(load(MACHINES_DIR / "h100-580-nvml.json")), workspace=Path("/work"), scratch=Path("/tmp"))
+    rows = panel_rows(machine)
+    render_panel(rows)
+    terminal = capsys.readouterr().err
+    notebook = str(RuntimeInfo(machine, rows))
+    # Both say which probes answered, and both set the GPUs under the driver.
+    assert f"(from {machine.nvidia.source})" in terminal and f"(from {machine.nvidia.source})" in notebook
+    gpu_lines = [line for line in notebook.splitlines() if line.lstrip().startswith("GPU ")]
+    assert gpu_lines and all(line.startswith("  GPU ") for line in gpu_lines)
+    assert [line.split()[:2] for line in terminal.splitlines() if line.lstrip().startswith("GPU ")] == [line.split()[:2] for line in gpu_lines]
 
 
 # --------------------------------------------------------------------------- tables
@@ -347,12 +370,13 @@ def test_system_probe_runs_commands_with_a_timeout():
     assert hung.found and hung.timed_out and hung.returncode is None
 
 
-def test_system_probe_nvml_fails_gracefully_without_the_library():
+def test_system_probe_nvml_answers_with_gpus_or_says_why_not():
     snapshot = SystemProbe().nvml()
-    if snapshot.error is None:
-        pytest.skip("this machine has an NVIDIA driver")
-    assert snapshot.error_code == NVML_LIBRARY_NOT_FOUND
-    assert snapshot.gpus == ()
+    if snapshot.error is None:  # an NVIDIA driver: NVML lists its GPUs
+        assert snapshot.gpus
+    else:  # none here: the library is missing, reported as such, not raised
+        assert snapshot.error_code == NVML_LIBRARY_NOT_FOUND
+        assert snapshot.gpus == ()
 
 
 def test_system_probe_reads_distribution_versions_like_importlib_metadata():
@@ -389,12 +413,15 @@ def test_this_machine_is_detected_sanely(tmp_path):
     assert system.ram_bytes and system.ram_bytes > 2**30
     assert set(system.disk_free_bytes) == {"workspace", "scratch"}
     assert machine.mps is None
-    if machine.nvidia is not None or machine.amd is not None:
-        pytest.skip("this machine has a GPU; the rest checks the CPU-only test machine")
-    assert machine.xpu is None
+    if machine.nvidia is not None:
+        assert machine.nvidia.gpus or machine.nvidia.problems, machine.nvidia  # seen, or said why not
+    try:
+        installed = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        installed = None
     assert machine.torch is not None
-    assert machine.torch.torch == metadata.version("torch")
-    assert machine.torch.build == "cpu"
+    assert machine.torch.torch == installed
+    assert machine.torch.build == torch_build(installed)
 
 
 def test_detection_does_not_import_torch():
@@ -423,7 +450,6 @@ def test_runtime_json_does_not_import_torch(tmp_path):
 
 
 def test_runtime_json_validates_against_the_schema(tmp_path):
-    jsonschema = pytest.importorskip("jsonschema")
     done = drivelab_cli("runtime", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
@@ -455,10 +481,17 @@ def test_runtime_uses_the_workspace_folder(tmp_path):
 
 
 def test_runtime_check_reports_under_check(tmp_path):
-    pytest.importorskip("drivelab.runtime._verify", reason="verify_torch is not built yet")
-    jsonschema = pytest.importorskip("jsonschema")
     done = drivelab_cli("runtime", "--json", "--check", cwd=tmp_path, timeout=600)
     assert done.returncode in (0, 1), done.stderr
     document = json.loads(done.stdout)
     jsonschema.validate(document, json.loads(SCHEMA.read_text()))
     assert done.returncode == (0 if document["check"]["ok"] else 1)
+
+
+def test_runtime_check_shows_the_report_as_doctor_does(tmp_path):
+    # One renderer for a verify report: `runtime --check` and `doctor` print the same lines.
+    checked = drivelab_cli("runtime", "--check", cwd=tmp_path, timeout=600)
+    doctor = drivelab_cli("doctor", cwd=tmp_path, timeout=600)
+    assert checked.returncode == doctor.returncode, checked.stderr + doctor.stderr
+    report = lambda text: [line for line in text.splitlines() if re.match(r"\s+(ok|FAIL) ", line)]  # noqa: E731
+    assert report(checked.stderr) and [line.split()[:2] for line in report(checked.stderr)] == [line.split()[:2] for line in report(doctor.stderr)]

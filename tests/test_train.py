@@ -13,12 +13,15 @@ import pytest
 import torch
 
 from drivelab.data import get_mnist
-from drivelab.errors import CheckpointError, DataError, RecipeError, TrainError
+from drivelab.errors import CheckpointError, DataError, RecipeError, TrainError, TrainOptionError
 from drivelab.train import (
     CheckpointSkipped,
     EpochEnd,
+    EpochMetrics,
     RunStarted,
     TrainConfig,
+    check_run_name,
+    curves_figure,
     list_checkpoints,
     load_latest_checkpoint,
     read_metrics,
@@ -26,8 +29,8 @@ from drivelab.train import (
 )
 from drivelab.workspace import init_workspace
 
-# Small runs: a subset of the training set, the full 10,000-image test set.
-SMALL = dict(limit_train=4000, epochs=2)
+# Small runs on the CPU: a subset of the training set, the full 10,000-image test set.
+SMALL = dict(limit_train=4000, epochs=2, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +132,7 @@ def test_no_resume_starts_over(dataset_root, tmp_path):
 
 
 def test_bad_recipe_device_and_data_are_clear_errors(dataset_root, tmp_path):
-    with pytest.raises(RecipeError, match="unknown recipe 'nope'"):
+    with pytest.raises(RecipeError, match="--recipe 'nope'.*fast, reference"):
         train(_config(dataset_root, tmp_path / "a", recipe="nope"))
     with pytest.raises(TrainError, match="not available") as info:
         train(_config(dataset_root, tmp_path / "b", device="cuda:7" if not torch.cuda.is_available() else "mps"))
@@ -143,7 +146,7 @@ def _main_py(workspace: Path, dataset_root: Path, run: str, *extra: str) -> list
     return [
         sys.executable, str(workspace / "drive" / "colab" / "main.py"),
         "--data-dir", str(dataset_root), "--run", run,
-        "--limit-train", "6000", "--epochs", "3", "--threads", "1", "--log-every", "0", *extra,
+        "--limit-train", "6000", "--epochs", "3", "--threads", "1", "--device", "cpu", "--log-every", "0", *extra,
     ]  # fmt: skip
 
 
@@ -187,3 +190,75 @@ def test_recipe_names_match_the_registry():
     from drivelab.train import RECIPE_NAMES, RECIPES
 
     assert set(RECIPE_NAMES) == set(RECIPES) and RECIPE_NAMES[0] == "fast"
+
+
+BAD_CONFIG = [
+    ("lr", -1.0, "--lr"),
+    ("lr", 0.0, "--lr"),
+    ("lr", float("inf"), "--lr"),
+    ("batch_size", 0, "--batch-size"),
+    ("epochs", 0, "--epochs"),
+    ("epochs", 1.5, "--epochs"),
+    ("threads", 0, "--threads"),
+    ("limit_train", 0, "--limit-train"),
+    ("seed", -1, "--seed"),
+    ("seed", 2**32, "--seed"),
+    ("device", "gpu", "--device"),
+    ("device", "cuda:x", "--device"),
+    ("recipe", "nope", "--recipe"),
+    ("keep_checkpoints", 0, "keep_checkpoints"),
+    ("stop_at_accuracy", 101.0, "stop_at_accuracy"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "option"), BAD_CONFIG, ids=[f"{f}={v}" for f, v, _ in BAD_CONFIG])
+def test_config_refuses_a_bad_value_naming_option_value_and_rule(tmp_path, field, value, option):
+    with pytest.raises(TrainOptionError) as info:
+        TrainConfig(dataset_root=tmp_path, run_dir=tmp_path / "run", **{field: value})
+    err = info.value
+    assert isinstance(err, RecipeError) and err.exit_code == 2  # a usage error
+    assert err.option == option and err.value == value
+    assert str(err).startswith(f"{option} {value!r}") and "must be" in str(err) and err.allowed in str(err)
+
+
+def test_bad_lr_creates_no_run_folder(dataset_root, tmp_path):
+    # It used to reach the optimizer: a ValueError from torch, and an empty run folder left behind.
+    with pytest.raises(TrainOptionError, match="--lr -1.0"):
+        train(_config(dataset_root, tmp_path / "run", lr=-1.0))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../up", "a/b", ".hidden", "-flag", "x" * 129, "a b"])
+def test_unsafe_run_names_are_refused(name):
+    with pytest.raises(TrainOptionError) as info:
+        check_run_name(name)
+    assert info.value.option == "--run" and repr(name) in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["r1", "mnist-fast-20250101-120000", "exp_2.b", "x" * 128])
+def test_safe_run_names_pass(name):
+    assert check_run_name(name) == name
+
+
+def test_curves_label_the_99_percent_line():
+    history = [EpochMetrics(1, 0.40, 0.10, 97.5, 2.0, 2.0, 0.2), EpochMetrics(2, 0.08, 0.04, 99.1, 2.0, 4.0, 0.1)]
+    fig = curves_figure(history, title="MNIST")
+    accuracy = fig.axes[1]
+    (target,) = [line for line in accuracy.get_lines() if set(line.get_ydata()) == {99.0}]
+    assert "99" in target.get_label() and not target.get_label().startswith("_")  # a legend entry, not hidden
+    legend = accuracy.get_legend()
+    assert legend is not None and target.get_label() in [t.get_text() for t in legend.get_texts()]
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 5])
+def test_fast_recipe_schedules_a_run_of_a_few_batches(steps):
+    # OneCycleLR divided by zero for 4 steps or fewer (e.g. --limit-train 500 --epochs 1).
+    from drivelab.train import get_recipe
+
+    model = torch.nn.Linear(2, 2)
+    optimizer, scheduler, per_batch = get_recipe("fast").build_optimizer(model, steps, 1, None)
+    assert per_batch
+    for _ in range(steps):
+        assert 0 < optimizer.param_groups[0]["lr"] <= 0.2
+        optimizer.step()
+        scheduler.step()

@@ -16,15 +16,19 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     │   ├── UnknownDatasetError
     │   ├── ChecksumError       a downloaded file does not match its MD5
     │   ├── DownloadError       every mirror failed (lists each attempt)
+    │   ├── MirrorError         a mirror that is not a usable URL (a usage error, exit code 2)
     │   └── StageError          a dataset could not be staged to local scratch
     ├── TrainError
     │   ├── RecipeError         unknown recipe or bad training option
+    │   │   └── TrainOptionError  a training option with a value it cannot take (a usage error, exit code 2)
     │   └── CheckpointError     a checkpoint that cannot be read or written
     ├── SetupError              the PyTorch runtime could not be planned, installed or verified
     │   ├── PlanError           no PyTorch build fits, or an override that cannot work
-    │   └── InstallError        the installer (pip or uv) failed
+    │   ├── InstallError        the installer (pip or uv) failed
+    │   └── TorchMissingError   PyTorch is not installed, and something needs it
     ├── JobError                a script run as a job failed, or cannot be run
     │   ├── JobFailedError      it kept failing and was not restarted again (the summary says how)
+    │   │   └── JobUsageError   it exited with code 2 (its command line is wrong) and was not restarted
     │   ├── JobNotFoundError    no job of that name in the workspace
     │   └── JobRunningError     a job of that name is already running
     └── LabError                the lab could not start, or a Colab call cannot be served
@@ -45,16 +49,20 @@ __all__ = [
     "UnknownDatasetError",
     "ChecksumError",
     "DownloadError",
+    "MirrorError",
     "TrainError",
     "RecipeError",
+    "TrainOptionError",
     "CheckpointError",
     "JobError",
     "JobFailedError",
+    "JobUsageError",
     "JobNotFoundError",
     "JobRunningError",
     "SetupError",
     "PlanError",
     "InstallError",
+    "TorchMissingError",
     "LabError",
 ]
 
@@ -134,6 +142,15 @@ class DownloadError(DataError):
         self.attempts = attempts
 
 
+class MirrorError(DataError):
+    """A mirror that cannot be used as one (not an http(s):// or file:// URL, or a malformed one).
+
+    A usage error: raised before anything is fetched, whether or not anything needs fetching.
+    """
+
+    exit_code = 2
+
+
 class StageError(DataError):
     """A dataset folder could not be copied to local scratch and verified."""
 
@@ -146,6 +163,22 @@ class RecipeError(TrainError):
     """An unknown recipe, or an option the recipe cannot take."""
 
 
+class TrainOptionError(RecipeError):
+    """A training option with a value it cannot take; raised before anything is created.
+
+    ``option`` names it as the training script spells it (``--lr``), ``value``
+    is what was given and ``allowed`` says what it may be. A usage error.
+    """
+
+    exit_code = 2
+
+    def __init__(self, option: str, value: object, allowed: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{option} {value!r} is not allowed: it must be {allowed}", hint=hint)
+        self.option = option
+        self.value = value
+        self.allowed = allowed
+
+
 class CheckpointError(TrainError):
     """A checkpoint could not be written or read."""
 
@@ -156,6 +189,10 @@ class JobError(DrivelabError):
 
 class JobFailedError(JobError):
     """A job failed and will not be restarted: it ran out of restarts without progress."""
+
+
+class JobUsageError(JobFailedError):
+    """A job exited with code 2, a usage error (its command line is wrong): it was not restarted."""
 
 
 class JobNotFoundError(JobError):
@@ -176,6 +213,24 @@ class PlanError(SetupError):
 
 class InstallError(SetupError):
     """The installer (pip or uv) failed; the message names its log."""
+
+
+class TorchMissingError(SetupError):
+    """PyTorch is not installed in this Python environment, and what was asked needs it.
+
+    ``python`` is the interpreter without torch; ``needed_for`` says what needed it.
+    The hint always names ``drivelab setup torch``.
+    """
+
+    def __init__(self, python: str, *, needed_for: str | None = None) -> None:
+        why = f": {needed_for} needs it" if needed_for else ""
+        super().__init__(
+            f"PyTorch is not installed for {python}{why}",
+            hint="run `drivelab setup torch` to install the PyTorch build that fits this machine "
+            "(or install drivelab with its torch extra, for pip's default build)",
+        )
+        self.python = python
+        self.needed_for = needed_for
 
 
 class LabError(DrivelabError):

@@ -26,6 +26,23 @@ class _Console:
 
     _real: Any = None
 
+    def rule(self, title: str = "", **options: Any) -> None:
+        """A titled rule across the terminal, or 80 columns in a file or a pipe.
+
+        A title too long for the line (a deep path) is printed whole after a
+        short rule, never cut with an ellipsis as rich's own rule would.
+        """
+        from rich.rule import Rule
+        from rich.text import Text
+
+        real = rich_console()
+        width = real.width if real.is_terminal else 80
+        text = Text.from_markup(title)
+        if text.cell_len + 6 > width:
+            real.print(Text("── ").append_text(text))
+        else:
+            real.print(Rule(text, **options), width=width)
+
     def __getattr__(self, name: str) -> Any:
         if _Console._real is None:
             from rich.console import Console
@@ -58,6 +75,7 @@ def emit_json(kind: str, payload: dict[str, Any]) -> None:
 
 
 def show_error(exc: DrivelabError) -> None:
-    console.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+    # Messages quote user input and package specs (`drivelab[torch]`): never read them as markup.
+    console.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
     if exc.hint:
-        console.print(f"[yellow]hint:[/] {exc.hint}", soft_wrap=True)
+        console.print(f"[yellow]hint:[/] {escape(exc.hint)}")

@@ -9,7 +9,9 @@
 Every file is downloaded to a temporary name, verified by MD5 and only then
 renamed into place; an interrupted HTTP download is resumed on the next call.
 Mirrors come from ``mirrors=``, else ``$DRIVELAB_MNIST_MIRROR``, else the
-defaults. ``stage_dataset(ws, "dataset/MNIST")`` copies a folder of the drive
+defaults, and are checked before anything else (:class:`MirrorError`). A file
+in place that fails its check is reported (:class:`FileInvalid`) and replaced
+by a verified copy. ``stage_dataset(ws, "dataset/MNIST")`` copies a folder of the drive
 to fast local scratch, verified. This package never prints: progress goes to the ``progress``
 callable as the events below.
 """
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 from drivelab._lazy import lazy_exports
 
 _EXPORTS = {
-    "_events": ["AttemptFailed", "BytesReceived", "FileDone", "FileStarted", "FileStatus", "ProgressCallback", "ProgressEvent"],
+    "_events": ["AttemptFailed", "BytesReceived", "FileDone", "FileInvalid", "FileStarted", "FileStatus", "ProgressCallback", "ProgressEvent"],
     "_mnist": ["DEFAULT_MNIST_MIRRORS", "MNIST_MIRROR_ENV", "get_mnist", "mnist_raw_dir", "resolve_mirrors"],
     "_registry": ["get_dataset", "known_datasets"],
     "_results": ["FailedAttempt", "FetchResult", "FileResult"],
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
         AttemptFailed,
         BytesReceived,
         FileDone,
+        FileInvalid,
         FileStarted,
         FileStatus,
         ProgressCallback,

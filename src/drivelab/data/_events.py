@@ -4,9 +4,11 @@ For each file, a fetch reports, in order:
 
 * nothing but :class:`FileDone` (status ``"present"``) when the file is already
   there and verified;
-* otherwise, per source tried: :class:`FileStarted`, any number of
-  :class:`BytesReceived`, then either :class:`AttemptFailed` (and the next
-  source starts with a new :class:`FileStarted`, which restarts the bar) or
+* otherwise, first :class:`FileInvalid` if a file of that name is there but
+  fails its check (it stays until a verified copy replaces it); then, per
+  source tried: :class:`FileStarted`, any number of :class:`BytesReceived`,
+  then either :class:`AttemptFailed` (saying how many sources are left; the
+  next one starts with a new :class:`FileStarted`, which restarts the bar) or
   :class:`FileDone`.
 
 Byte counts are of the compressed ``.gz`` as it travels. A resumed download
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Union
 
 __all__ = [
     "FileStatus",
+    "FileInvalid",
     "FileStarted",
     "BytesReceived",
     "AttemptFailed",
@@ -33,6 +37,18 @@ __all__ = [
 ]
 
 FileStatus = Literal["downloaded", "resumed", "present"]
+
+
+@dataclass(frozen=True)
+class FileInvalid:
+    """The file at ``path`` fails its check: it is fetched again, and replaced once a copy is verified."""
+
+    name: str
+    path: Path
+    expected_md5: str
+    actual_md5: str
+    expected_size: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -60,11 +76,15 @@ class BytesReceived:
 
 @dataclass(frozen=True)
 class AttemptFailed:
-    """``source`` could not deliver a verified ``name``; the next source is tried."""
+    """``source`` could not deliver a verified ``name``; the next source is tried, if any.
+
+    ``mirrors_left`` counts the sources still to try for this file (0: it was the last).
+    """
 
     name: str
     source: str
     reason: str
+    mirrors_left: int
 
 
 @dataclass(frozen=True)
@@ -76,5 +96,5 @@ class FileDone:
     source: str | None
 
 
-ProgressEvent = Union[FileStarted, BytesReceived, AttemptFailed, FileDone]
+ProgressEvent = Union[FileInvalid, FileStarted, BytesReceived, AttemptFailed, FileDone]
 ProgressCallback = Callable[[ProgressEvent], None]

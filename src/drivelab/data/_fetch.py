@@ -1,6 +1,7 @@
 """Fetch a set of gzip-served files from mirrors into a folder, verified.
 
-For each file: keep it if present with the right MD5; otherwise try each
+For each file: keep it if present with the right MD5 (one that is there but
+fails the check is reported, and replaced only by a verified copy); otherwise try each
 mirror in order -- download ``<mirror>/<name>.gz`` (resuming over HTTP),
 gunzip to ``<name>.incomplete`` while hashing, check the MD5, then publish
 under the final name. Nothing unverified ever sits under the final name.
@@ -23,7 +24,7 @@ import httpx
 
 from drivelab._atomic import incomplete_path, publish
 from drivelab.data import _http
-from drivelab.data._events import BytesReceived, FileDone, FileStarted, ProgressCallback
+from drivelab.data._events import BytesReceived, FileDone, FileInvalid, FileStarted, ProgressCallback
 from drivelab.data._events import AttemptFailed as AttemptFailedEvent
 from drivelab.data._reasons import AttemptFailedError, describe_gzip_error, describe_os_error
 from drivelab.data._results import FailedAttempt, FileResult
@@ -87,14 +88,20 @@ def _fetch_one(
 ) -> FileResult:
     final = raw_dir / spec.name
     partial = incomplete_path(raw_dir / (spec.name + ".gz"))
-    if final.is_file() and final.stat().st_size == spec.size and file_md5(final) == spec.md5:
-        _http.discard_partial(partial)  # leftovers of an older run are of no use now
+    invalid = None
+    if final.is_file():
+        size, actual = final.stat().st_size, file_md5(final)
+        if size == spec.size and actual == spec.md5:
+            _http.discard_partial(partial)  # leftovers of an older run are of no use now
+            if progress:
+                progress(FileDone(spec.name, "present", None))
+            return FileResult(spec.name, "present", None)
+        invalid = FileInvalid(spec.name, final, spec.md5, actual, spec.size, size)
         if progress:
-            progress(FileDone(spec.name, "present", None))
-        return FileResult(spec.name, "present", None)
+            progress(invalid)
 
     failures: list[FailedAttempt] = []
-    for mirror in mirrors:
+    for index, mirror in enumerate(mirrors):
         url = mirror + spec.name + ".gz"
         try:
             if url.lower().startswith("file:"):
@@ -111,14 +118,14 @@ def _fetch_one(
         except AttemptFailedError as exc:
             failures.append(FailedAttempt(url, exc.reason))
             if progress:
-                progress(AttemptFailedEvent(spec.name, url, exc.reason))
+                progress(AttemptFailedEvent(spec.name, url, exc.reason, mirrors_left=len(mirrors) - index - 1))
             continue
         publish(incomplete_path(final), final)
         _http.discard_partial(partial)  # only now: until published, it is our only copy
         status = "resumed" if resumed else "downloaded"
         if progress:
             progress(FileDone(spec.name, status, url))
-        return FileResult(spec.name, status, url, received, failures)
+        return FileResult(spec.name, status, url, received, failures, replaced=invalid)
     raise DownloadError(spec.name, failures, hint=hint)
 
 

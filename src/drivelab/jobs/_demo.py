@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drivelab import _subprocess, drive
-from drivelab.data import ProgressCallback, get_mnist
+from drivelab.data import ProgressCallback, get_mnist, resolve_mirrors
 from drivelab.errors import JobError
-from drivelab.train import EpochMetrics, read_metrics
+from drivelab.runtime import require_torch
+from drivelab.train import EpochMetrics, TrainConfig, check_run_name, read_metrics
 from drivelab.workspace import InitResult, Workspace, init_workspace
 
 __all__ = ["run_demo", "DemoResult", "DemoStage"]
@@ -69,8 +70,15 @@ def run_demo(
 
     The script runs as a child process, exactly as a user would run it; its
     output goes line by line to ``on_line``. Raises :class:`JobError`
-    with the script's last lines when it fails.
+    with the script's last lines when it fails, and :class:`TorchMissingError`
+    before anything is created or downloaded when this Python has no torch.
     """
+    # The script trains with torch in this interpreter: without it, say so now,
+    # not after the workspace is made and MNIST is downloaded.
+    require_torch("drivelab demo (it trains with PyTorch)")
+    # Bad options and mirrors are usage errors: refused before a folder exists.
+    TrainConfig(dataset_root=root, run_dir=root / check_run_name(run_name or "demo"), recipe=recipe, epochs=epochs)
+    resolve_mirrors(mirrors)
     started = time.perf_counter()
     if on_stage:
         on_stage(DemoStage("init", str(root)))

@@ -2,10 +2,11 @@
 
 ::
 
-    from drivelab.runtime import detect_machine, plan_torch_install, verify_torch
+    from drivelab.runtime import detect_machine, plan_torch_install, require_torch, verify_torch
     machine = detect_machine()              # probes only; never imports torch
     plan = plan_torch_install(machine)      # offline, from the release table
     report = verify_torch(machine)          # imports torch in a fresh interpreter
+    require_torch("my command")             # TorchMissingError (hint: drivelab setup torch) without torch
 
 Every probe of the machine goes through one injectable :class:`Probe`
 (``SystemProbe`` for the real machine, ``RecordedProbe`` for recorded outputs).
@@ -24,6 +25,7 @@ _EXPORTS = {
     "_plan": ["TorchPlan", "plan_torch_install"],
     "_install": ["InstallResult", "install_torch"],
     "_verify": ["Check", "VerifyReport", "verify_torch"],
-    "_info": ["RuntimeInfo", "info"],
+    "_info": ["RuntimeInfo", "PanelRow", "info", "panel_rows"],
+    "_require": ["require_torch", "torch_installed"],
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

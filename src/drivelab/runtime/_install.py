@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -227,6 +228,13 @@ def installer_argv(
     raise ValueError(f"unknown installer {installer!r}")
 
 
+def _read_lines(log: Path) -> list[str]:
+    try:
+        return log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
 def _log_path(log_dir: Path | None, workspace: Any) -> Path:
     if log_dir is None:
         if workspace is not None:
@@ -237,6 +245,78 @@ def _log_path(log_dir: Path | None, workspace: Any) -> Path:
     return Path(log_dir) / f"setup-torch-{stamp}-{os.getpid()}.log"
 
 
+# What pip and uv print when a host cannot be reached (DNS, refused, routed nowhere, timeout).
+_UNREACHABLE = (
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname",
+    "failed to resolve",
+    "dns error",
+    "network is unreachable",
+    "failed to establish a new connection",
+    "connection refused",
+    "tcp connect error",
+    "connecterror",
+    "connecttimeout",
+    "timed out",
+)
+
+
+def _unreachable_hint(plan: TorchPlan) -> str:
+    """The ways out when the plan's index cannot be reached: wheels on disk, or a requirement pip can install."""
+    return (
+        "install offline from a folder of wheels: `drivelab setup torch --find-links DIR` (fetch them where the index "
+        "is reachable, with `pip download`); or, for scripts/bootstrap.sh (scripts/demo.sh, scripts/test.sh), set "
+        f"DRIVELAB_TORCH_SPEC to a requirement your own pip configuration can install (e.g. torch=={plan.torch_release} "
+        "from a mirror) to install that instead of the plan; or check the network and proxy"
+    )
+
+
+# The reason inside pip's retry warning ("... connection broken by 'NewConnectionError(...:
+# Failed to establish a new connection: [Errno 111] Connection refused')': /whl/cpu/torch/").
+_REASON = re.compile(r"Failed to resolve [^()]*\([^()]*\)|Failed to establish a new connection: [^\"']+|(?:Read|Connect) timed out[^\"']*")
+
+
+def _unreachable(lines: Sequence[str]) -> str | None:
+    """Why a host could not be reached, from the first installer line that says so; else None."""
+    for line in lines:
+        low = line.lower()
+        if any(s in low for s in _UNREACHABLE):
+            reason = _REASON.search(line)
+            return reason.group(0).strip() if reason else line.strip()[:300]
+    return None
+
+
+# pip's and uv's words for "the index listed nothing", which is also what an
+# index that never answered looks like when the installer does not retry.
+_NOTHING_FOUND = ("from versions: none", "no matching distribution", "not found in the package registry")
+
+
+def _index_unreachable(plan: TorchPlan, lines: Sequence[str]) -> str | None:
+    """Why the plan's index could not be reached, if that is why the installer failed; else None.
+
+    First the installer's own words (pip's retry warnings, uv's connect errors);
+    then, when it only says it found nothing (pip with no retries says no more),
+    one request to the index page of the first package tells an empty index
+    from one that does not answer.
+    """
+    said = _unreachable(lines)
+    if said is not None:
+        return said
+    where = plan.index_url or plan.find_links
+    text = "\n".join(lines).lower()
+    if where is None or not where.startswith(("http://", "https://")) or not any(s in text for s in _NOTHING_FOUND):
+        return None
+    import httpx  # only on this failure path
+
+    url = f"{where.rstrip('/')}/{next(iter(plan.packages), 'torch')}/"
+    try:
+        httpx.get(url, timeout=10, follow_redirects=True)
+    except httpx.TransportError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _failure_hint(tail: Sequence[str], plan: TorchPlan) -> str:
     text = "\n".join(tail).lower()
     contradict = (
@@ -245,11 +325,6 @@ def _failure_hint(tail: Sequence[str], plan: TorchPlan) -> str:
     )
     if "depends on torch" in text or ("no solution found" in text and "depends on" in text):
         return contradict
-    if any(s in text for s in ("name or service not known", "temporary failure in name resolution", "network is unreachable", "failed to establish a new connection", "connecterror", "timed out")):
-        return (
-            "the index could not be reached: check the network or proxy, or install offline with "
-            "--find-links DIR (wheels fetched elsewhere with `pip download`)"
-        )
     if "no matching distribution" in text or "could not find a version" in text or "not found in the package registry" in text:
         where = plan.find_links or plan.index_url
         return f"{where} has no wheel for {', '.join(plan.requirements())} on Python {plan.python}: check the index URL or the folder"
@@ -328,6 +403,18 @@ def install_torch(
         commands.append(tuple(_subprocess.redact(a) for a in argv))
         done = _subprocess.stream(argv, env=env, drop_env=_SOURCE_ENV, on_line=on_line, log=log, keep=60)
         if done.returncode != 0:
+            # The whole log, not the tail: pip's retry warnings come first, then pages of
+            # resolver text that would bury them.
+            said = _index_unreachable(plan, _read_lines(log) or done.tail)
+            if said is not None:
+                where = plan.find_links or plan.index_url
+                raise InstallError(
+                    _subprocess.redact(
+                        f"the package index {where} could not be reached ({said}), so {chosen} could not install "
+                        f"{', '.join(plan.requirements())}; full output in {log}"
+                    ),
+                    hint=_unreachable_hint(plan),
+                )
             last = "\n".join(f"  | {line}" for line in done.tail[-15:])
             raise InstallError(
                 f"{chosen} failed (exit code {done.returncode}) installing {', '.join(plan.requirements())}; "

@@ -127,6 +127,9 @@ _PLATFORM_NAMES = {
 }
 
 
+_KIND_NAMES = {"cuda": "a CUDA", "rocm": "a ROCm", "xpu": "an XPU", "cpu": "a CPU", "default": "a PyPI"}
+
+
 def _fmt_platform(platform: str) -> str:
     return _PLATFORM_NAMES.get(platform, platform)
 
@@ -607,7 +610,12 @@ def _gpu_unusable(needs: _Needs, rejected: list[str]) -> str:
             default=None,
         )
         if oldest_cuda is not None and needs.cuda_max < tuple(oldest_cuda[:2]):
-            newest = max(RELEASES, key=lambda r: r.parsed)
+            # The newest release with a CUDA build here, not the newest release: that one
+            # may have none in the table yet.
+            newest = max(
+                (r for r in RELEASES if any(b.kind == "cuda" and needs.platform in b.platforms for b in r.backends)),
+                key=lambda r: r.parsed,
+            )
             widest = newest.backend("cu126", needs.platform) or next(
                 (b for b in newest.backends if b.kind == "cuda" and needs.platform in b.platforms), None
             )
@@ -849,6 +857,19 @@ def _why_not_newest(
         return f"torch {release.version} is the newest release in the wheel folder."
     if forced is not None:
         return f"torch {release.version} is the newest release with a {backend.name} build that runs here."
+    if not any(b.kind == backend.kind and needs.platform in b.platforms for b in newest.backends):
+        # The table leaves out builds whose GPU architectures are not established yet:
+        # explain against the newest release that has this kind of build.
+        newest_kind = max(
+            (r for r in source.releases if any(b.kind == backend.kind and needs.platform in b.platforms for b in r.backends)),
+            key=lambda r: r.parsed,
+        )
+        if newest_kind.version == release.version:
+            return (
+                f"torch {release.version} is the newest release with {_KIND_NAMES.get(backend.kind, 'a ' + backend.kind)} build "
+                f"in drivelab's release table for {_fmt_platform(needs.platform)}; it lists none of torch {newest.version}."
+            )
+        newest = newest_kind
     if backend.kind == "cuda":
         other = [b for b in newest.backends if b.kind == "cuda" and needs.platform in b.platforms]
         reasons = [_fit(b, needs).reason for b in other if not _fit(b, needs).ok]

@@ -22,9 +22,18 @@ The table is kept by hand from public sources, named next to each fact:
 [driver]   NVIDIA CUDA Toolkit release notes, table "CUDA Toolkit and Corresponding
            Driver Versions" (Linux x86_64, GA releases).
 [versions] pytorch.org get-started/previous-versions and install commands published
-           for each release (torch / torchvision / torchaudio triples); torchaudio's
-           last release is 2.11.0 and "supports torch>=2.11" (pytorch/audio#4212), so
-           torch 2.12+ pairs with torchaudio 2.11.0, on the builds 2.11 had.
+           for each release (torch / torchvision / torchaudio triples); torchaudio
+           2.11.0 "supports torch>=2.11" (pytorch/audio#4212), so torch 2.12-2.14 pair
+           with torchaudio 2.11.0, on the builds 2.11 had.
+[pypi]     PyPI's own files and wheel metadata (read with pip: `pip install --dry-run
+           --report`, `pip download --no-deps`). torch 2.15.0: wheels for CPython
+           3.11-3.15 on Linux x86_64/aarch64, Windows x86_64 and macOS arm64 (macOS 14+),
+           none for 3.10; its Linux wheels require the CUDA 13.2 toolkit. torchvision
+           0.29.2 and torchaudio 2.11.1 (both 2026-10-28) are built for CUDA 13.2 too
+           (``__version__`` 0.29.2+cu132, 2.11.1+cu132), as py3 wheels whose compiled
+           ops use only torch's stable C ABI (no libtorch C++ symbols), and require
+           torch>=2.14.0 and torch>=2.11: the pair published with torch 2.15.0, which
+           has no torchvision 0.30.
 
 Where a fact could not be established the table says so and errs on the side
 of *not* promising a build: an arch left out makes drivelab pick another build,
@@ -478,8 +487,8 @@ def _r29(version: str, tv: str, ta: str, released: str) -> TorchRelease:
     )  # fmt: skip
 
 
-# torchaudio 2.11.0 is the last torchaudio; it has the builds 2.11 had, for Python
-# 3.10-3.14 (cp314 wheels exist on the cu130 index); none for cu132, which came later.
+# torchaudio 2.11.0 is the torchaudio of torch 2.11-2.14; it has the builds 2.11 had, for
+# Python 3.10-3.14 (cp314 wheels exist on the cu130 index); none for cu132, which came later.
 _TORCHAUDIO_211_BACKENDS = ("cpu", "default", "cu126", "cu128", "cu129", "cu130", "rocm7.1", "rocm7.2", "xpu")
 
 
@@ -541,8 +550,13 @@ RELEASES: tuple[TorchRelease, ...] = (
     _r212("2.13.0", "0.28.0", "2026-07", _pythons(10, 15), cu132_experimental=True),
     _r212("2.14.0", "0.29.0", "2026-09", _pythons(10, 15), cu132_experimental=False),
     _r212("2.14.1", "0.29.1", "2026-10", _pythons(10, 15), cu132_experimental=False),
+    # 2.15 [pypi]: Python 3.11-3.15; torchvision 0.29.2, torchaudio 2.11.1. Only the builds
+    # that cannot carry the wrong kernels are listed: the CPU build (whl/cpu, as for every
+    # release) and PyPI's macOS arm64 wheels. Its CUDA, ROCm and XPU builds are left out
+    # until their architecture lists are established; GPU machines get 2.14.1 meanwhile.
+    _release("2.15.0", "0.29.2", "2.11.1", _pythons(11, 15), "2026-10", _cpu()),
 )
-"""Oldest first. 2.13.1 and 2.15 were not established (only nightlies seen): not listed."""
+"""Oldest first. 2.13.1 was not established (only nightlies seen): not listed."""
 
 # Intel Macs: PyTorch 2.3 dropped macOS x86_64 wheels, so 2.2.2 (torchvision 0.17.2,
 # torchaudio 2.2.2, Python 3.8-3.12, built against NumPy 1.x) is the last [versions].
@@ -787,9 +801,12 @@ def merge_wheels(releases: Sequence[TorchRelease], wheels: Sequence[WheelFile]) 
         torch_entries = learned("torch", str(version)) or frozenset()
         backends = []
         for name in sorted({e[0] for e in torch_entries}):
-            for template in newest.backends:
+            # The newest release with this build: the newest release of all may list
+            # only some of its builds (those whose architectures are established).
+            holder = max((r for r in releases if name in r.backend_names()), key=lambda r: r.parsed, default=None)
+            for template in holder.backends if holder is not None else ():
                 if template.name == name:
-                    backends.append(replace(template, note=f"architectures assumed from {newest.version}"))
+                    backends.append(replace(template, note=f"architectures assumed from {holder.version}"))
         audio = [v for (pkg, v) in by_version if pkg == "torchaudio"]
         audio_version = max(audio, key=Version) if audio else None
         pythons = sorted({f"3.{int(e[1][3:])}" for e in torch_entries if e[1].startswith("cp3")}, key=lambda p: int(p[2:]))
@@ -801,6 +818,6 @@ def merge_wheels(releases: Sequence[TorchRelease], wheels: Sequence[WheelFile]) 
                 str(version), guess, audio_version, tuple(pythons), tuple(backends), "", wheels=wheels_known, source="index"
             )
         )
-        notes.append(f"torch {version} is newer than the built-in table: added from the index (architectures assumed from {newest.version})")
+        notes.append(f"torch {version} is newer than the built-in table: added from the index (architectures assumed from the newest release with each build)")
     out.sort(key=lambda r: r.parsed)
     return tuple(out), notes

@@ -15,30 +15,44 @@ Recipes: ``reference`` (the classic PyTorch example, the baseline) and
 
 Names are imported on first use, so that ``import drivelab.train`` (and the
 CLI) stays fast: PyTorch loads only when something that needs it is touched.
+What describes a run (:class:`TrainConfig`, which checks every option, the
+events, metrics and checkpoint names) needs no PyTorch; without it, a name that
+does raises :class:`TorchMissingError`, whose hint names ``drivelab setup torch``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 from drivelab._lazy import lazy_exports
-
-RECIPE_NAMES = ("fast", "reference")
-"""The registered recipes, the default first (kept equal to ``RECIPES``' keys)."""
+from drivelab.errors import TorchMissingError
+from drivelab.train._config import RECIPE_NAMES
 
 _EXPORTS = {
     "_checkpoint": ["load_checkpoint", "load_latest_checkpoint"],
     "_device": ["pick_device"],
     "_distributed": ["World", "join_world"],
     "_files": ["latest_complete_checkpoint", "list_checkpoints"],
-    "_loop": ["BatchProgress", "CheckpointSkipped", "EpochEnd", "RunStarted", "TrainConfig", "TrainEvent", "TrainResult", "train"],
-    "_metrics": ["EpochMetrics", "plot_curves", "read_metrics"],
+    "_config": ["TrainConfig", "check_run_name"],
+    "_events": ["BatchProgress", "CheckpointSkipped", "EpochEnd", "RunStarted", "TrainEvent", "TrainResult"],
+    "_loop": ["train"],
+    "_metrics": ["EpochMetrics", "curves_figure", "plot_curves", "read_metrics"],
     "_mnist": ["MnistTensors", "load_mnist"],
     "_models": ["FastNet", "ReferenceNet"],
     "_recipes": ["RECIPES", "Recipe", "get_recipe"],
 }
-__getattr__, __dir__, _LAZY = lazy_exports(__name__, _EXPORTS)
+_lazy_getattr, __dir__, _LAZY = lazy_exports(__name__, _EXPORTS)
 __all__ = ["RECIPE_NAMES", "recipe_names", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        return _lazy_getattr(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":  # a torch that is there but broken says so itself
+            raise
+        raise TorchMissingError(sys.executable, needed_for="training") from None
 
 
 def recipe_names() -> list[str]:
@@ -47,20 +61,13 @@ def recipe_names() -> list[str]:
 
 if TYPE_CHECKING:
     from drivelab.train._checkpoint import load_checkpoint, load_latest_checkpoint
+    from drivelab.train._config import TrainConfig, check_run_name
     from drivelab.train._device import pick_device
     from drivelab.train._distributed import World, join_world
+    from drivelab.train._events import BatchProgress, CheckpointSkipped, EpochEnd, RunStarted, TrainEvent, TrainResult
     from drivelab.train._files import latest_complete_checkpoint, list_checkpoints
-    from drivelab.train._loop import (
-        BatchProgress,
-        CheckpointSkipped,
-        EpochEnd,
-        RunStarted,
-        TrainConfig,
-        TrainEvent,
-        TrainResult,
-        train,
-    )
-    from drivelab.train._metrics import EpochMetrics, plot_curves, read_metrics
+    from drivelab.train._loop import train
+    from drivelab.train._metrics import EpochMetrics, curves_figure, plot_curves, read_metrics
     from drivelab.train._mnist import MnistTensors, load_mnist
     from drivelab.train._models import FastNet, ReferenceNet
     from drivelab.train._recipes import RECIPES, Recipe, get_recipe

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,122 +34,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 
 from drivelab._atomic import atomic_write
-from drivelab.errors import CheckpointError, RecipeError
+from drivelab.errors import CheckpointError, TrainError
 from drivelab.train._checkpoint import LoadedCheckpoint, load_checkpoint, load_latest_checkpoint, save_checkpoint
+from drivelab.train._config import TrainConfig
 from drivelab.train._distributed import World, join_world
+from drivelab.train._events import BatchProgress, CheckpointSkipped, EpochEnd, RunStarted, TrainEvent, TrainResult
 from drivelab.train._metrics import EpochMetrics, plot_curves, read_metrics, write_metrics
 from drivelab.train._mnist import MNIST_MEAN, MNIST_STD, load_mnist
 from drivelab.train._recipes import Recipe, get_recipe
 
-__all__ = [
-    "TrainConfig",
-    "TrainResult",
-    "TrainEvent",
-    "RunStarted",
-    "CheckpointSkipped",
-    "BatchProgress",
-    "EpochEnd",
-    "train",
-]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """What a run trains. ``None`` means the recipe's default."""
-
-    dataset_root: Path
-    run_dir: Path
-    recipe: str = "fast"
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    seed: int = 1
-    device: str = "auto"
-    limit_train: int | None = None
-    """Train on the first N training images only (smoke tests)."""
-    resume: bool = True
-    keep_checkpoints: int = 2
-    stop_at_accuracy: float | None = None
-    """Stop after the first epoch whose test accuracy reaches this (percent)."""
-
-    def identity(self) -> dict:
-        """The settings a resumed run must share with the run it continues."""
-        return {
-            "recipe": self.recipe,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "seed": self.seed,
-            "limit_train": self.limit_train,
-        }
-
-
-@dataclass(frozen=True)
-class RunStarted:
-    run_dir: Path
-    recipe: str
-    device: str
-    epochs: int
-    start_epoch: int
-    """Epochs already done (0 for a fresh run, N when resumed from epoch N)."""
-    checkpoint: Path | None
-
-
-@dataclass(frozen=True)
-class CheckpointSkipped:
-    path: Path
-    reason: str
-
-
-@dataclass(frozen=True)
-class BatchProgress:
-    epoch: int
-    step: int
-    steps: int
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    metrics: EpochMetrics
-    checkpoint: Path
-
-
-TrainEvent = RunStarted | CheckpointSkipped | BatchProgress | EpochEnd
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    recipe: str
-    device: str
-    epochs: int
-    resumed_from: int | None
-    history: list[EpochMetrics] = field(default_factory=list)
-    """Filled on rank 0 only when several processes train."""
-    skipped_checkpoints: list[tuple[Path, str]] = field(default_factory=list)
-    world_size: int = 1
-
-    @property
-    def final_accuracy(self) -> float | None:
-        return self.history[-1].test_accuracy if self.history else None
-
-    @property
-    def best_accuracy(self) -> float | None:
-        return max((m.test_accuracy for m in self.history), default=None)
-
-    def to_dict(self) -> dict:
-        return {
-            "run_dir": str(self.run_dir),
-            "recipe": self.recipe,
-            "device": self.device,
-            "epochs": self.epochs,
-            "resumed_from": self.resumed_from,
-            "final_accuracy": self.final_accuracy,
-            "best_accuracy": self.best_accuracy,
-            "history": [m.to_dict() for m in self.history],
-            "skipped_checkpoints": [{"path": str(p), "reason": r} for p, r in self.skipped_checkpoints],
-            "world_size": self.world_size,
-        }
+__all__ = ["train"]
 
 
 class _PerSample(torch.utils.data.Dataset):
@@ -387,17 +280,21 @@ def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = N
     group (see :func:`join_world`); the caller leaves it with ``World.close()``.
     Raises :class:`DrivelabError` subclasses for bad data, recipes or devices.
     """
-    recipe = get_recipe(config.recipe)
-    if config.epochs is not None and config.epochs < 1:
-        raise RecipeError(f"epochs must be at least 1, not {config.epochs}")
-    if config.batch_size is not None and config.batch_size < 1:
-        raise RecipeError(f"batch size must be at least 1, not {config.batch_size}")
+    recipe = get_recipe(config.recipe)  # every option was checked when the config was made
+    if config.threads:
+        torch.set_num_threads(config.threads)
     world = join_world(config.device)
     main = world.is_main
     report = progress if main else None
     device = world.device
     run_dir = Path(config.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainError(
+            f"cannot create the run folder {run_dir}: {exc.strerror or exc}",
+            hint="check that the runs folder (--runs-dir) is a writable folder, and the drive attached",
+        ) from exc
     metrics_file = run_dir / "metrics.jsonl"
 
     run = _Run(config, recipe, world)

@@ -51,9 +51,11 @@ def _reference_optimizer(model: nn.Module, steps_per_epoch: int, epochs: int, lr
 def _fast_optimizer(model: nn.Module, steps_per_epoch: int, epochs: int, lr: float | None) -> OptimizerSetup:
     max_lr = lr or 0.2
     optimizer = torch.optim.SGD(model.parameters(), lr=max_lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=max_lr, total_steps=steps_per_epoch * epochs, pct_start=0.25
-    )
+    # OneCycleLR needs a warm-up longer than one step and at least two steps in
+    # all: very short runs (a few batches, with --limit-train) get just that.
+    total_steps = max(2, steps_per_epoch * epochs)
+    pct_start = 0.25 if 0.25 * total_steps > 1 else 1.5 / total_steps
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start)
     return optimizer, scheduler, True
 
 

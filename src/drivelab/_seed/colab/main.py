@@ -16,13 +16,12 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-import torch
-
-from drivelab.data import get_mnist, staged_dataset_root
+from drivelab.data import get_mnist, resolve_mirrors, staged_dataset_root
 from drivelab.errors import DrivelabError
-from drivelab.train import BatchProgress, CheckpointSkipped, EpochEnd, RunStarted, TrainConfig, join_world, recipe_names, train
+from drivelab.train import BatchProgress, CheckpointSkipped, EpochEnd, RunStarted, TrainConfig, check_run_name, recipe_names
 
 DRIVE = Path(__file__).resolve().parent.parent  # drive/colab/main.py -> drive/
 
@@ -48,33 +47,42 @@ def parse_args(argv=None):
 
 def run_dir_for(args):
     # `drivelab run` hands its job a run folder; otherwise name one here.
-    if os.environ.get("DRIVELAB_RUN_DIR") and not args.run:
+    if os.environ.get("DRIVELAB_RUN_DIR") and args.run is None:
         return Path(os.environ["DRIVELAB_RUN_DIR"])
-    name = args.run or os.environ.get("DRIVELAB_RUN_NAME") or f"mnist-{args.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return args.runs_dir / name
+    name = args.run if args.run is not None else os.environ.get("DRIVELAB_RUN_NAME") or f"mnist-{args.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return args.runs_dir / check_run_name(name)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    world = join_world(args.device)  # under torchrun: this rank's place; alone: a world of one
-    if world.local_rank == 0:  # one download per machine; the other ranks wait for it
-        get_mnist(args.data_dir, mirrors=args.mirror)
-        staged_dataset_root(args.data_dir, "MNIST")
-    world.barrier()
+    # Every option and mirror is checked here, before anything is downloaded or created.
     config = TrainConfig(
-        # On a cloud drive, read a verified copy on local disk, not the mount.
-        dataset_root=staged_dataset_root(args.data_dir, "MNIST"),
-        run_dir=world.agree(run_dir_for(args)),  # one folder, even if the ranks' clocks differ
+        dataset_root=args.data_dir,
+        run_dir=run_dir_for(args),
         recipe=args.recipe,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
         device=args.device,
+        threads=args.threads,
         limit_train=args.limit_train,
         resume=not args.no_resume,
+    )
+    mirrors = resolve_mirrors(args.mirror)
+
+    from drivelab.train import join_world, train  # loads PyTorch; without it, an error naming `drivelab setup torch`
+
+    world = join_world(config.device)  # under torchrun: this rank's place; alone: a world of one
+    if world.local_rank == 0:  # one download per machine; the other ranks wait for it
+        get_mnist(args.data_dir, mirrors=mirrors)
+        staged_dataset_root(args.data_dir, "MNIST")
+    world.barrier()
+    config = replace(
+        config,
+        # On a cloud drive, read a verified copy on local disk, not the mount.
+        dataset_root=staged_dataset_root(args.data_dir, "MNIST"),
+        run_dir=world.agree(config.run_dir),  # one folder, even if the ranks' clocks differ
     )
     last_report = [time.monotonic()]
 
@@ -110,7 +118,7 @@ if __name__ == "__main__":
         print(f"error: {exc}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exc.exit_code)  # 2 for a bad option or mirror (a usage error: `drivelab run` does not retry it), else 1
     except KeyboardInterrupt:
         print("interrupted; rerun with the same --run to resume from the last checkpoint", file=sys.stderr)
         sys.exit(130)

@@ -25,8 +25,9 @@ def get(
 ) -> None:
     """Download a dataset into drive/dataset, verified by MD5.
 
-    Files already present and valid are skipped; an interrupted download
-    resumes where it stopped.
+    Files already present and valid are skipped; a file that fails its check
+    is named (with its MD5 and the expected one) and replaced by a verified
+    copy; an interrupted download resumes where it stopped.
 
     Example: drivelab data get mnist --mirror file:///data/mnist/
     """
@@ -40,7 +41,9 @@ def get(
         emit_json("data.get", result.to_dict())
         return
     fetched = [f for f in result.files if f.status != "present"]
-    console.print(f"{result.dataset}: {len(result.files)} files verified in {result.raw_dir} ({len(fetched)} downloaded)")
+    replaced = [f for f in result.files if f.replaced is not None]
+    also = f", {len(replaced)} replaced a file that failed its check" if replaced else ""
+    console.print(f"{result.dataset}: {len(result.files)} files verified in {result.raw_dir} ({len(fetched)} downloaded{also})")
 
 
 @app.command("stage")

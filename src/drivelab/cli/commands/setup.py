@@ -113,6 +113,10 @@ def torch(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Install without asking.")] = False,
     refresh: Annotated[bool, typer.Option("--refresh", help="Read the index first, to learn releases newer than drivelab's table.")] = False,
     reinstall: Annotated[bool, typer.Option("--reinstall", help="Reinstall the torch family even if the planned builds are in place (a damaged install).")] = False,
+    if_needed: Annotated[
+        bool,
+        typer.Option("--if-needed", help="Keep an installed PyTorch that passes the checks of `drivelab doctor`, even if it is not the planned release; install only when it is missing or fails."),
+    ] = False,
     installer: Annotated[str, typer.Option("--installer", help="pip, uv, or auto (uv when on PATH).")] = "auto",
     machine_file: MachineOption = None,
 ) -> None:
@@ -123,8 +127,12 @@ def torch(
     kernels in it), installs them with pip or uv, and verifies them in a fresh
     interpreter: devices seen, a matmul and a conv on each, torchvision's ops.
 
+    With --if-needed a PyTorch that is already installed and passes the checks
+    is kept, so running it again (as scripts/bootstrap.sh does) installs
+    nothing and needs no network.
+
     Examples: drivelab setup torch --dry-run;  drivelab setup torch --yes;
-    drivelab setup torch --find-links ./wheels --yes
+    drivelab setup torch --find-links ./wheels --yes;  drivelab setup torch --yes --if-needed
     """
     from drivelab.runtime import plan_torch_install
 
@@ -161,6 +169,22 @@ def torch(
 
     if installer not in ("auto", "pip", "uv"):
         raise typer.BadParameter("choose pip, uv or auto", param_hint="--installer")
+    if if_needed and machine.torch is not None and machine.torch.torch is not None:
+        current = verify_torch(machine)
+        if current.ok:
+            if json_output:
+                emit_json("setup.torch", {"dry_run": False, "plan": plan.to_dict(), "kept": True, "verify": current.to_dict(), "ok": True})
+            else:
+                render_report(current)
+                console.print(
+                    f"Kept: torch {escape(current.torch or '?')} passes the checks (--if-needed). The plan would install "
+                    f"{escape(', '.join(plan.requirements()))}; run `drivelab setup torch` without --if-needed for that.",
+                    soft_wrap=True,
+                )
+            return
+        if not json_output:
+            render_report(current)
+            console.print("The installed PyTorch does not pass the checks: installing the plan.")
     render_plan(plan)
     _confirm(yes)
     workspace = _workspace_or_none()
