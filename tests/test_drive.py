@@ -23,12 +23,13 @@ from drivelab.errors import MountError, RemoteError, StageError
 from drivelab.workspace import Workspace, init_workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _guards import in_ci  # noqa: E402
 from rclone_servers import S3Server, WebdavServer  # noqa: E402
 
 FUSE_OK, FUSE_WHY = drive.fuse_available()
 # FUSE is optional on a user's machine (the drive falls back to sync); in CI it must be there,
 # so the mount tests run and fail loudly rather than skip.
-needs_fuse = pytest.mark.skipif(not FUSE_OK and os.environ.get("CI") != "true", reason=f"no FUSE here: {FUSE_WHY}")
+needs_fuse = pytest.mark.skipif(not FUSE_OK and not in_ci(), reason=f"no FUSE here: {FUSE_WHY}")
 DRIVELAB = [sys.executable, "-m", "drivelab"]
 SERVER_LISTING_CACHE = 0.7  # the test servers list their backing folder at most every 0.5 s
 
