@@ -6,16 +6,25 @@ workspace, with a controlled environment (no ``DRIVELAB_*`` variable leaks in).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
 import json
 import os
+import pty
 import random
+import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
+import threading
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from drivelab.data import get_mnist
@@ -26,7 +35,8 @@ def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIVELAB_")}
     for key in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         env.pop(key, None)
-    env.update(COLUMNS="200", NO_COLOR="1", **extra)
+    env.update(COLUMNS="200", NO_COLOR="1")
+    env.update(extra)
     return env
 
 
@@ -34,8 +44,8 @@ def drivelab_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "drivelab", *args]
 
 
-def drivelab(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(drivelab_argv(*args), cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+def drivelab(*args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(drivelab_argv(*args), cwd=cwd, env=env or child_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
 
 
 def describe(proc: subprocess.CompletedProcess[str]) -> str:
@@ -66,6 +76,32 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(interval)
+
+
+class Output:
+    """A child's output, read on a thread as it comes, so that a test can wait for a line."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        wait_for(lambda: any(text in line for line in self.lines), timeout, f"{text!r} in the output")
+
+    def finish(self, timeout: float = 30) -> str:
+        """All of it, once the stream has ended (the child and whatever shared its output are gone)."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the output did not end"
+        return self.text
 
 
 @pytest.fixture
@@ -154,6 +190,79 @@ def test_always_failing_script_stops_after_n_restarts_with_a_summary(workspace, 
     log = (workspace / "drive" / "runs" / "bad" / "log").read_text()
     assert [line for line in log.splitlines() if line.startswith("attempt ")] == ["attempt 0", "attempt 1", "attempt 2"]
     assert took >= 0.2 + 0.4  # backoff 0.2 s, then doubled
+    # Each attempt ended differently ("attempt N"): each is shown, under its number.
+    assert [t["attempts"] for t in status["failure_tail"]] == [[0], [1], [2]]
+    error = error_part(proc.stderr, "bad")
+    assert error.count("RuntimeError: the data folder is not there") == 3 and "attempt 2:" in error, describe(proc)
+
+
+def error_part(stderr: str, run: str) -> str:
+    """The error ``drivelab run`` ended with, without the job's output streamed before it."""
+    return stderr[stderr.index(f"error: job {run!r}") :]
+
+
+def test_a_failure_every_attempt_repeats_is_shown_once_with_its_count(workspace, script):
+    path = script("same.py", 'raise RuntimeError("the data folder is not there")\n')
+    proc = drivelab("run", "--run", "same", "--restarts", "3", "--backoff", "0", path, cwd=workspace)
+    assert proc.returncode == 1, describe(proc)
+    error = error_part(proc.stderr, "same")
+    assert "gave up after 4 attempt(s)" in error and "(4 times)" in error, describe(proc)
+    assert error.count("RuntimeError: the data folder is not there") == 1, describe(proc)
+    assert proc.stderr.count("RuntimeError: the data folder is not there") == 4 + 1  # as each attempt wrote it, then the summary
+    status = status_of(workspace, "same")
+    [tail] = status["failure_tail"]
+    assert tail["attempts"] == [0, 1, 2, 3] and tail["lines"][-1] == "RuntimeError: the data folder is not there"
+    shown = drivelab("jobs", "status", "same", cwd=workspace)
+    assert shown.returncode == 0 and "(4 times)" in shown.stderr and shown.stderr.count("RuntimeError: the data folder is not there") == 1, describe(shown)
+
+
+def test_a_usage_error_exit_code_2_is_not_restarted(workspace, script):
+    path = script(
+        "usage.py",
+        """
+        import sys
+        print("usage: usage.py [-h] [--epochs N]", file=sys.stderr)
+        print("usage.py: error: argument --epochs: must be at least 1, not 0", file=sys.stderr)
+        sys.exit(2)
+        """,
+    )
+    started = time.monotonic()
+    proc = drivelab("run", "--run", "usage", "--backoff", "30", path, "--epochs", "0", cwd=workspace)
+    assert time.monotonic() - started < 30, describe(proc)  # no restart was waited for
+    assert proc.returncode == 1, describe(proc)
+    status = status_of(workspace, "usage")
+    assert status["state"] == "failed" and [a["exit_code"] for a in status["attempts"]] == [2] and status["restarts"] == 0
+    assert "usage error" in status["summary"] and "not restarted" in status["summary"]
+    assert "restarting" not in proc.stderr, describe(proc)
+    error = error_part(proc.stderr, "usage")
+    assert error.count("must be at least 1, not 0") == 1 and proc.stderr.count("must be at least 1, not 0") == 2, describe(proc)
+    assert "--help" in error and "hint:" in error  # what to do: fix the arguments
+    assert [t["attempts"] for t in status["failure_tail"]] == [[0]]
+
+
+def test_main_py_with_a_bad_argument_ends_at_once(workspace, dataset_root):
+    proc = drivelab("run", "--run", "zero", "drive/colab/main.py", "--epochs", "0", "--data-dir", str(dataset_root), "--device", "cpu", cwd=workspace)
+    assert proc.returncode == 1, describe(proc)
+    status = status_of(workspace, "zero")
+    assert status["state"] == "failed" and [a["exit_code"] for a in status["attempts"]] == [2], describe(proc)
+    last = status["failure_tail"][0]["lines"][-1]  # main.py's own error
+    assert "epochs" in last, describe(proc)
+    assert error_part(proc.stderr, "zero").count(last) == 1 and proc.stderr.count(last) == 2, describe(proc)
+
+
+def test_failure_report_shows_the_newest_differing_tails(tmp_path):
+    from drivelab.jobs import JobStatus, OutputTail
+
+    status = JobStatus(run="r", run_dir=str(tmp_path), kind="python", command=[], cwd=str(tmp_path), state="failed", started="", summary="gave up")
+    status.failure_tail = [OutputTail([f"error {i}"], [i]) for i in range(3)] + [OutputTail(["boom"], [3, 4])]
+    report = JobStatus.from_dict(json.loads(json.dumps(status.to_dict()))).failure_report()
+    assert report.splitlines() == [
+        "job 'r' gave up; the last lines of its attempts:",
+        "(1 earlier attempt(s) not shown: see the log)",
+        "attempt 1:", "  error 1",
+        "attempt 2:", "  error 2",
+        "attempts 3 to 4 (2 times):", "  boom",
+    ]  # fmt: skip
 
 
 def test_restarts_zero_means_no_restart_and_bad_input_is_a_clear_error(workspace, script):
@@ -208,7 +317,8 @@ def test_ctrl_c_stops_a_foreground_job_and_its_processes(workspace, script):
 
 # --- restart and resume --------------------------------------------------------------------
 
-TRAIN = ["--limit-train", "2000", "--epochs", "8", "--threads", "1", "--log-every", "0"]
+TRAIN = ["--limit-train", "2000", "--epochs", "8", "--threads", "1", "--device", "cpu", "--log-every", "0"]
+PROGRESS = re.compile(r"epoch (\d+) \[(\d+)/(\d+)")
 
 
 def _state_dicts_equal(a: Path, b: Path) -> bool:
@@ -222,10 +332,18 @@ def _checkpoints(run_dir: Path) -> list[int]:
     return sorted(int(p.name[10:14]) for p in run_dir.glob("ckpt-epoch*.pt.sha256"))
 
 
+def _attempt_output(log: Path, number: int) -> str:
+    """What attempt ``number`` has written to the job's log so far (it follows the supervisor's line announcing it)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    announced = "[drivelab] starting:" if number == 0 else f"[drivelab] restart {number}:"
+    return text[text.index(announced) :] if announced in text else ""
+
+
 @pytest.mark.slow
 def test_sigkilled_five_times_the_job_resumes_to_the_same_weights(workspace, dataset_root):
-    """SIGKILL at random moments (startup, mid-epoch, while checkpointing); the final
-    weights are bitwise those of an uninterrupted run, and a torn checkpoint is never loaded."""
+    """SIGKILL at random moments (start-up, mid-epoch, an epoch's end: evaluating, checkpointing),
+    each found in the job's own output or files, never by the clock; the final weights are bitwise
+    those of an uninterrupted run, and a torn checkpoint is never loaded."""
     seed = int(os.environ.get("DRIVELAB_TEST_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     main = "drive/colab/main.py"
@@ -236,11 +354,14 @@ def test_sigkilled_five_times_the_job_resumes_to_the_same_weights(workspace, dat
     assert whole.returncode == 0, whole.stdout + whole.stderr
 
     run_dir = workspace / "drive" / "runs" / "killed"
+    log = run_dir / "log"
+    every_step = [*TRAIN, "--log-every", "1e-9"]  # a progress line at each step, to kill at
     proc = subprocess.Popen(
-        drivelab_argv("run", "--run", "killed", "--restarts", "10", "--backoff", "0.2", main, *data, *TRAIN),
+        drivelab_argv("run", "--run", "killed", "--restarts", "10", "--backoff", "0.2", main, *data, *every_step),
         cwd=workspace, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     killed: list[int] = []
+    plan: list[str] = []
     torn = None
     try:
         for k in range(5):
@@ -251,15 +372,30 @@ def test_sigkilled_five_times_the_job_resumes_to_the_same_weights(workspace, dat
                     return None
                 return attempt["pid"] if attempt["ended"] is None and attempt["pid"] not in killed else None
 
+            def reached(epoch: int | None, step: int | None, k=k) -> bool:
+                """Attempt ``k`` is at ``step`` (``None``: the last) of ``epoch`` (``None``: its first), or past it."""
+                done = [tuple(map(int, found)) for found in PROGRESS.findall(_attempt_output(log, k))]
+                return any((epoch is None or e == epoch) and s >= (step or steps) for e, s, steps in done)
+
             pid = wait_for(running_attempt, 120, f"attempt {k}")
-            if k % 2:
-                # Mid-training: after this attempt's first new checkpoint, at a random point of the next epoch.
+            # Each kill comes at the latest one epoch into its attempt: the job cannot end first.
+            where = "mid-training" if k % 2 else rng.choice(["start-up", "mid-epoch", "epoch end"])
+            step = rng.randint(1, 12)  # of 15 or 16
+            if where == "mid-training":
+                # After this attempt's first new checkpoint, at a random step of the next epoch.
                 at_start = _checkpoints(run_dir)
-                wait_for(lambda: _checkpoints(run_dir) != at_start or proc.poll() is not None, 120, "a new checkpoint")
-                time.sleep(rng.uniform(0.0, 2.0))
-            else:
-                time.sleep(rng.uniform(0.1, 3.0))  # anywhere: start-up, training, checkpointing
-            assert proc.poll() is None, f"seed {seed}: the job ended before kill {k}"
+                wait_for(lambda: _checkpoints(run_dir) != at_start, 120, "a new checkpoint")
+                epoch = max(_checkpoints(run_dir)) + 1
+                wait_for(lambda: reached(epoch, step), 120, f"epoch {epoch}, step {step}")
+                where += f" (epoch {epoch}, step {step})"
+            elif where == "mid-epoch":
+                wait_for(lambda: reached(None, step), 120, f"step {step}")
+                where += f" (step {step})"
+            elif where == "epoch end":
+                # Its last step done: evaluating, then writing the checkpoint.
+                wait_for(lambda: reached(None, None), 120, "an epoch's last step")
+            plan.append(where)
+            assert proc.poll() is None, f"seed {seed}: the job ended before kill {k} ({plan})"
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
             wait_for(lambda: not pid_alive(pid), 30, "the kill")
@@ -274,7 +410,7 @@ def test_sigkilled_five_times_the_job_resumes_to_the_same_weights(workspace, dat
     finally:
         if proc.poll() is None:
             proc.kill()
-    context = f"seed {seed}\n{output}"
+    context = f"seed {seed}, kills: {plan}\n{output}"
     assert proc.returncode == 0, context
     status = status_of(workspace, "killed")
     assert status["state"] == "succeeded" and status["restarts"] == 5, context
@@ -291,7 +427,7 @@ def test_sigkilled_five_times_the_job_resumes_to_the_same_weights(workspace, dat
 
 @pytest.mark.slow
 def test_two_gloo_processes_train_like_one(workspace, dataset_root):
-    args = ["drive/colab/main.py", "--data-dir", str(dataset_root), "--limit-train", "12000", "--epochs", "2", "--threads", "1", "--log-every", "0"]
+    args = ["drive/colab/main.py", "--data-dir", str(dataset_root), "--limit-train", "12000", "--epochs", "2", "--threads", "1", "--device", "cpu", "--log-every", "0"]
     one = drivelab("run", "--run", "one", *args, cwd=workspace, timeout=600)
     assert one.returncode == 0, describe(one)
     two = drivelab("run", "--run", "two", "--nproc-per-node", "2", *args, cwd=workspace, timeout=600)
@@ -362,13 +498,14 @@ def test_detached_job_survives_its_launcher_and_jobs_logs_and_stop_work(workspac
         logs = drivelab("jobs", "logs", "bg", "--tail", "3", cwd=workspace)
         assert logs.returncode == 0 and len(logs.stdout.splitlines()) == 3 and "tick" in logs.stdout, describe(logs)
 
-        follow = subprocess.Popen(drivelab_argv("jobs", "logs", "bg", "-f"), cwd=workspace, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.0)
+        follow = subprocess.Popen(drivelab_argv("jobs", "logs", "bg", "-f"), cwd=workspace, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        following = Output(follow.stdout)
+        following.wait_for("tick", 60)  # it has printed the log so far, and follows it
         stop = drivelab("jobs", "stop", "bg", "--json", cwd=workspace, timeout=60)
         assert stop.returncode == 0, describe(stop)
         assert json.loads(stop.stdout)["state"] == "stopped"
-        followed, _ = follow.communicate(timeout=30)  # -f ends with the job
-        assert follow.returncode == 0
+        assert follow.wait(30) == 0, following.text  # -f ends with the job
+        followed = following.finish()
         assert "tick 1" in followed and "got SIGTERM" in followed and "job bg: stopped" in followed
         assert not pid_alive(child) and not pid_alive(supervisor)
         final = status_of(workspace, "bg")
@@ -379,12 +516,91 @@ def test_detached_job_survives_its_launcher_and_jobs_logs_and_stop_work(workspac
             os.kill(supervisor, signal.SIGKILL)
 
 
+# --- jobs list ------------------------------------------------------------------------------
+
+LONG_ARGS = ("--epochs", "4", "--data-dir", "/a/rather/long/path/to/the/dataset/folder")
+RUNS = ("main-20261130-142501", "exp1")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def record_job(ws: Path, run: str, *args: str) -> str:
+    """A finished job's status.json, as its supervisor writes it; returns the command ``jobs list`` shows."""
+    from drivelab.jobs._status import JobStatus, write_status
+
+    run_dir = ws / "drive" / "runs" / run
+    run_dir.mkdir(parents=True)
+    script = str(ws / "drive" / "colab" / "main.py")
+    write_status(
+        JobStatus(
+            run=run, run_dir=str(run_dir), kind="python", command=[sys.executable, script, *args], cwd=str(ws), state="succeeded",
+            started="2026-11-30T14:25:01.000+01:00", ended="2026-11-30T14:26:01.000+01:00", last_checkpoint="ckpt-epoch0008.pt",
+            spec={"script": script, "args": list(args)},
+        )
+    )  # fmt: skip
+    return " ".join([script, *args])
+
+
+def assert_rows_whole(text: str, commands: dict[str, str]) -> None:
+    """Each job's row starts with its whole run name, and its command column holds the whole command."""
+    assert "\u2026" not in text and "..." not in text, text  # nothing ellipsized
+    lines = ANSI.sub("", text).splitlines()
+    starts = [i for i, line in enumerate(lines) if line.split(" ")[0] in commands]
+    assert [lines[i].split(" ")[0] for i in starts] == list(commands), text
+    for i, end in zip(starts, [*starts[1:], len(lines)]):
+        column = lines[i].index("/")  # the command is the only value with a slash
+        folded = "".join(line[column:].rstrip() for line in lines[i:end])
+        assert folded.replace(" ", "") == commands[lines[i].split(" ")[0]].replace(" ", ""), text
+
+
+@pytest.mark.parametrize("width", [60, 30])
+def test_jobs_table_on_a_narrow_terminal_keeps_identifiers_whole(workspace, width):
+    from rich.console import Console
+
+    from drivelab.cli.commands.jobs import print_jobs_table
+    from drivelab.jobs import list_jobs
+    from drivelab.workspace import Workspace
+
+    commands = {run: record_job(workspace, run, *LONG_ARGS) for run in RUNS}
+    out = io.StringIO()
+    print_jobs_table(Console(file=out, width=width, force_terminal=True, color_system=None), list_jobs(Workspace(workspace)))
+    assert_rows_whole(out.getvalue(), commands)
+    if width == 60:  # room enough for whole run names: the other columns wrap and fold within it
+        assert max(map(len, out.getvalue().splitlines())) <= width, out.getvalue()
+
+
+def on_terminal(*args: str, cwd: Path, columns: int) -> str:
+    """``drivelab ARGS`` with its stderr on a pseudo-terminal ``columns`` wide: what it showed there."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen(
+        drivelab_argv(*args), cwd=cwd, env=child_env(COLUMNS=str(columns)), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave
+    )
+    os.close(slave)
+    shown = bytearray()
+    with contextlib.suppress(OSError):  # EIO once the other side is closed
+        while data := os.read(master, 65536):
+            shown += data
+    os.close(master)
+    assert proc.wait(60) == 0, shown.decode(errors="replace")
+    return shown.decode().replace("\r\n", "\n")
+
+
+def test_jobs_list_wraps_nothing_off_a_terminal_and_cuts_nothing_on_one(workspace):
+    commands = {run: record_job(workspace, run, *LONG_ARGS) for run in RUNS}
+    piped = drivelab("jobs", "list", cwd=workspace, env=child_env(COLUMNS="60"))
+    assert piped.returncode == 0, describe(piped)
+    rows = [line for line in piped.stderr.splitlines() if line.split(" ")[0] in commands]
+    assert len(rows) == 2 and all(commands[row.split(" ")[0]] in row for row in rows), describe(piped)  # one line a job
+    shown = on_terminal("jobs", "list", cwd=workspace, columns=60)
+    assert_rows_whole(shown, commands)
+    assert max(len(line) for line in ANSI.sub("", shown).splitlines()) <= 60, shown
+
+
 # --- notebooks -------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_notebook_job_with_a_parameter_saves_its_output_notebook(workspace):
-    nbformat = pytest.importorskip("nbformat")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsonschema
 import psutil
 import pytest
 
@@ -87,6 +88,8 @@ class LabProcess:
     token: str
     port: int
     lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
+    """Reads the output into ``lines`` until it ends."""
 
     @property
     def base(self) -> str:
@@ -117,13 +120,14 @@ def start_cli_lab(workspace: Path, home: Path, *args: str, timeout: float = 90) 
                 ready.set()
         ready.set()
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     if not ready.wait(timeout) or proc.poll() is not None:
         proc.kill()
         pytest.fail("drivelab lab did not start:\n" + "\n".join(lines))
     match = next((URL_LINE.search(line) for line in lines if URL_LINE.search(line)), None)
     assert match, "no URL with a token printed:\n" + "\n".join(lines)
-    return LabProcess(proc, workspace, match[1], match[3], int(match[2]), lines)
+    return LabProcess(proc, workspace, match[1], match[3], int(match[2]), lines, reader)
 
 
 def stop(lab: LabProcess, timeout: float = 60) -> int:
@@ -168,7 +172,6 @@ def test_lab_prints_a_loopback_url_with_a_token_and_refuses_requests_without_it(
 
 
 def test_runtime_endpoint_serves_the_documented_runtime_document(lab):
-    jsonschema = pytest.importorskip("jsonschema")
     status, body = http(lab.base + "drivelab/api/runtime", token=lab.token)
     assert status == 200
     doc = json.loads(body)
@@ -276,8 +279,9 @@ def test_ctrl_c_stops_server_and_kernels_and_flushes_the_drive(tmp_path):
         raise
 
     code = stop(lab)
-    time.sleep(0.5)  # let the reader thread take the last lines
+    lab.reader.join(30)  # its output has ended: the reader has every line
     out = lab.output()
+    assert not lab.reader.is_alive(), f"something still holds the output of drivelab lab:\n{out}"
     assert code == 0, out
     assert "Stopping JupyterLab and its kernels" in out
     assert "JupyterLab stopped. Drive flushed" in out and "detached" in out

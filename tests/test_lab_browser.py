@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.sync import client as websockets_sync
 
-websockets_sync = pytest.importorskip("websockets.sync.client")
-
-from drivelab.lab import start_lab  # noqa: E402
-from drivelab.workspace import init_workspace  # noqa: E402
+from drivelab.lab import start_lab
+from drivelab.workspace import init_workspace
 
 CHROMIUM_FLAGS = [
     "--headless",

@@ -12,16 +12,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-
-from drivelab.lab import install_kernel  # noqa: E402
-from drivelab.workspace import init_workspace  # noqa: E402
+from drivelab.lab import install_kernel
+from drivelab.workspace import init_workspace
 
 TRAIN_CELL = "!python drive/colab/main.py"
-SHORT_RUN = " --limit-train 2000 --threads 1 --log-every 0"
+SHORT_RUN = " --limit-train 2000 --threads 1 --device cpu --log-every 0"
 
 
 @pytest.fixture
@@ -102,53 +101,25 @@ def test_getting_started_notebook_runs_the_recipe(lab_kernel, mnist_mirror, monk
     assert any("image/png" in o.get("data", {}) for o in shown.outputs)
 
 
-COLAB_CELLS = [
-    "from google.colab import drive\ndrive.mount('/content/drive')",
-    "import os\n"
-    "os.makedirs('/content/drive/MyDrive/colab-check', exist_ok=True)\n"
-    "with open('/content/drive/MyDrive/colab-check/hello.txt', 'w') as f:\n"
-    "    f.write('written from a Colab notebook')\n"
-    "print(open('/content/drive/MyDrive/colab-check/hello.txt').read())",
-    "drive.mount('/content/drive')",
-    "import google.colab\nprint(google.colab.__file__)",
-    "drive.flush_and_unmount()\nprint(os.path.exists('/content/drive/MyDrive'))",
-]
-
-
-def _can_create(path: Path) -> bool:
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    return os.access(existing, os.W_OK | os.X_OK)
-
-
-@pytest.fixture
-def content_dir():
-    """``/content`` as Colab has it; what this test creates there is removed afterwards."""
-    content = Path("/content")
-    existed = content.exists()
-    drive_existed = (content / "drive").exists()
-    if (content / "drive").exists() and any(p.name != "MyDrive" for p in (content / "drive").iterdir()):
-        pytest.skip("/content/drive holds files of its own")
-    yield content
-    if not drive_existed:
-        shutil.rmtree(content / "drive", ignore_errors=True)
-    if not existed:
-        shutil.rmtree(content, ignore_errors=True)
-
-
-@pytest.mark.slow
-def test_colab_notebook_runs_unchanged(lab_kernel, content_dir):
-    ws = lab_kernel
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in COLAB_CELLS])
+def colab_notebook(content: Path):
+    """A notebook as Colab users write it; its files go through ``content``, the folder that is Colab's ``/content``."""
+    cells = [
+        "from google.colab import drive\ndrive.mount('/content/drive')",
+        "import os\n"
+        f"os.makedirs('{content}/drive/MyDrive/colab-check', exist_ok=True)\n"
+        f"with open('{content}/drive/MyDrive/colab-check/hello.txt', 'w') as f:\n"
+        "    f.write('written from a Colab notebook')\n"
+        f"print(open('{content}/drive/MyDrive/colab-check/hello.txt').read())",
+        "drive.mount('/content/drive')",
+        "import google.colab\nprint(google.colab.__file__)",
+        f"drive.flush_and_unmount()\nprint(os.path.exists('{content}/drive/MyDrive'))",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}  # as Colab writes it
+    return nb
 
-    if not _can_create(content_dir / "drive"):
-        # Not allowed to create /content: the mount fails and says how to allow it.
-        with pytest.raises(nbclient.exceptions.CellExecutionError) as failure:
-            execute(nb, ws)
-        assert "cannot create /content" in str(failure.value) and "sudo mkdir -p /content/drive" in str(failure.value)
-        return
 
-    execute(nb, ws)
+def check_colab_notebook(nb, ws, content: Path) -> None:
     mount, write, again, where, unmount = nb.cells
     assert text_of(mount).strip() == "Mounted at /content/drive"
     assert text_of(write).strip() == "written from a Colab notebook"
@@ -159,7 +130,89 @@ def test_colab_notebook_runs_unchanged(lab_kernel, content_dir):
     assert Path(text_of(where).strip()).is_relative_to(shim)
     assert "All changes made in this colab session should now be visible in Drive." in text_of(unmount)
     assert text_of(unmount).strip().endswith("False")  # MyDrive is gone after the unmount
+    assert not os.path.lexists(content / "drive" / "MyDrive")
     assert (ws.drive / "colab-check" / "hello.txt").is_file()  # and the file stays in the drive
+
+
+@pytest.mark.slow
+def test_colab_notebook_runs_unchanged(lab_kernel, tmp_path, monkeypatch):
+    """The whole path a Colab notebook takes, as any user: ``/content`` is a folder of the test's."""
+    ws = lab_kernel
+    content = tmp_path / "content"
+    monkeypatch.setenv("DRIVELAB_COLAB_CONTENT", str(content))  # the kernel inherits it
+    real_before = os.path.lexists("/content/drive/MyDrive")
+    nb = colab_notebook(content)
+    nb.cells.insert(2, nbformat.v4.new_code_cell("import os\nprint(os.readlink(os.environ['DRIVELAB_COLAB_CONTENT'] + '/drive/MyDrive'))"))
+    execute(nb, ws)
+    link = nb.cells.pop(2)
+    # drive.mount('/content/drive') made <content>/drive/MyDrive, a link to the workspace's drive/.
+    assert Path(text_of(link).strip()) == ws.drive.resolve()
+    check_colab_notebook(nb, ws, content)
+    assert os.path.lexists("/content/drive/MyDrive") == real_before  # the real /content is left alone
+
+
+@pytest.fixture
+def real_content():
+    """``/content`` as Colab has it; what the test creates there is removed afterwards."""
+    content = Path("/content")
+    existed, drive_existed = content.exists(), (content / "drive").exists()
+    yield content
+    if not drive_existed:
+        shutil.rmtree(content / "drive", ignore_errors=True)
+    if not existed:
+        shutil.rmtree(content, ignore_errors=True)
+
+
+def _can_create(path: Path) -> bool:
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    return os.access(existing, os.W_OK | os.X_OK)
+
+
+@pytest.mark.slow
+def test_colab_notebook_at_the_real_content(lab_kernel, real_content):
+    """Without ``DRIVELAB_COLAB_CONTENT``: the real ``/content``, or the message saying how to allow it."""
+    ws = lab_kernel
+    nb = colab_notebook(real_content)
+    mountpoint = real_content / "drive"
+    others = sorted(p.name for p in mountpoint.iterdir() if p.name != "MyDrive") if mountpoint.is_dir() else []
+    if others or not _can_create(mountpoint):
+        with pytest.raises(nbclient.exceptions.CellExecutionError) as failure:
+            execute(nb, ws)
+        if others:  # a /content/drive of this machine's own is refused, never mixed with the drive
+            assert "must not already contain files" in str(failure.value)
+        else:  # not allowed to create /content: the mount fails and says how to allow it
+            assert "cannot create /content" in str(failure.value) and "sudo mkdir -p /content/drive" in str(failure.value)
+            assert "DRIVELAB_COLAB_CONTENT" in str(failure.value)
+        return
+    execute(nb, ws)
+    check_colab_notebook(nb, ws, real_content)
+
+
+@pytest.mark.slow
+def test_a_content_folder_that_cannot_be_made_says_how_to_allow_it(lab_kernel, monkeypatch):
+    """What a user who may not create ``/content`` sees in the notebook, as any user: sysfs refuses
+    a new folder even to root."""
+    monkeypatch.setenv("DRIVELAB_COLAB_CONTENT", "/sys/content")
+    assert not os.path.exists("/sys/content"), "this test needs /sys to be sysfs, which refuses new folders"
+    with pytest.raises(nbclient.exceptions.CellExecutionError) as failure:
+        execute(colab_notebook(Path("/sys/content")), lab_kernel)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", str(failure.value))  # the traceback's colours
+    assert "LabError: cannot create /sys/content/drive" in shown
+    # The hint is in the message: a notebook shows nothing else of an exception.
+    assert "hint: allow it once with `sudo mkdir -p /sys/content/drive" in shown and "DRIVELAB_COLAB_CONTENT" in shown
+
+
+def test_colab_content_is_read_at_each_call(tmp_path, monkeypatch):
+    from drivelab.lab import colab_content, colab_mount
+
+    ws = init_workspace(tmp_path / "ws").workspace
+    monkeypatch.delenv("DRIVELAB_COLAB_CONTENT", raising=False)
+    assert colab_content() == Path("/content")
+    monkeypatch.setenv("DRIVELAB_COLAB_CONTENT", str(tmp_path / "c"))
+    assert colab_content() == tmp_path / "c"
+    mount = colab_mount("/content/drive", workspace=ws)
+    assert mount.link == tmp_path / "c" / "drive" / "MyDrive" and mount.link.resolve() == ws.drive.resolve()
+    assert colab_mount(tmp_path / "elsewhere", workspace=ws).link == tmp_path / "elsewhere" / "MyDrive"  # other paths as given
 
 
 def test_mount_refuses_a_mountpoint_with_files_and_inside_the_drive(tmp_path):

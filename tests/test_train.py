@@ -262,3 +262,28 @@ def test_fast_recipe_schedules_a_run_of_a_few_batches(steps):
         assert 0 < optimizer.param_groups[0]["lr"] <= 0.2
         optimizer.step()
         scheduler.step()
+
+
+class _KilledAfterCheckpoint(BaseException):
+    """Stands for a SIGKILL that lands just after an epoch's checkpoint is written."""
+
+
+def test_a_kill_right_after_a_checkpoint_loses_no_metrics_line(dataset_root, tmp_path, monkeypatch):
+    import drivelab.train._loop as loop
+
+    real_save = loop.save_checkpoint
+
+    def save_then_die(run_dir, epoch, state, **kwargs):
+        path = real_save(run_dir, epoch, state, **kwargs)
+        if epoch == 2:
+            raise _KilledAfterCheckpoint
+        return path
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    with pytest.raises(_KilledAfterCheckpoint):
+        train(_config(dataset_root, run, epochs=3, limit_train=1000))
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    result = train(_config(dataset_root, run, epochs=3, limit_train=1000))
+    assert result.resumed_from == 2
+    assert [m.epoch for m in read_metrics(run / "metrics.jsonl")] == [1, 2, 3]

@@ -10,7 +10,8 @@
 A job gets the run folder ``drive/runs/<run>/`` (its ``log`` and
 ``status.json`` live there) and the environment variables
 ``DRIVELAB_RUN_DIR``, ``DRIVELAB_RUN_NAME`` and ``DRIVELAB_RESTART_COUNT``;
-it is restarted after a crash or a kill (and resumes from its checkpoints),
+it is restarted after a crash or a kill (and resumes from its checkpoints;
+a usage error, exit code 2, is not restarted),
 runs under torchrun when several processes are asked for, and runs headless
 under papermill when it is a notebook. The drive is attached before it starts
 and flushed when it ends. See :mod:`drivelab.jobs._supervisor`.
@@ -29,7 +30,7 @@ _EXPORTS = {
     "_control": ["follow_log", "list_jobs", "read_log", "start_detached", "stop_job"],
     "_demo": ["DemoResult", "DemoStage", "run_demo"],
     "_spec": ["JobSpec", "default_run_name"],
-    "_status": ["Attempt", "JobStatus", "is_alive", "read_status"],
+    "_status": ["Attempt", "JobStatus", "OutputTail", "is_alive", "read_status"],
     "_supervisor": ["JobEvent", "describe_exit", "run_job"],
 }
 __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
@@ -39,5 +40,5 @@ if TYPE_CHECKING:
     from drivelab.jobs._control import follow_log, list_jobs, read_log, start_detached, stop_job
     from drivelab.jobs._demo import DemoResult, DemoStage, run_demo
     from drivelab.jobs._spec import JobSpec, default_run_name
-    from drivelab.jobs._status import Attempt, JobStatus, is_alive, read_status
+    from drivelab.jobs._status import Attempt, JobStatus, OutputTail, is_alive, read_status
     from drivelab.jobs._supervisor import JobEvent, describe_exit, run_job

@@ -23,17 +23,21 @@ from pathlib import Path
 from typing import Any
 
 from drivelab._atomic import write_text_atomic
-from drivelab.errors import JobNotFoundError, JobRunningError
+from drivelab.errors import JobFailedError, JobNotFoundError, JobRunningError, JobUsageError
 from drivelab.jobs._spec import check_run_name
 from drivelab.workspace import Workspace
 
-__all__ = ["Attempt", "JobStatus", "ACTIVE_STATES", "read_status", "write_status", "job_lock", "is_alive", "status_path", "log_path"]
+__all__ = ["Attempt", "OutputTail", "JobStatus", "ACTIVE_STATES", "USAGE_EXIT_CODE", "read_status", "write_status", "job_lock", "is_alive", "status_path", "log_path"]
 
 STATUS_VERSION = 1
 ACTIVE_STATES = ("starting", "running", "restarting", "stopping")
 """States of a job whose supervisor is (or should be) alive."""
 # Final states: succeeded, failed, stopped; "lost" is what a reader reports for
 # an active state whose supervisor is gone (the machine rebooted, it was killed).
+USAGE_EXIT_CODE = 2
+"""A command line the command refuses (argparse's and click's convention): never restarted."""
+TAIL_SHOWN = 3
+"""Tails of differing attempts shown in a failure report, the newest."""
 
 
 def now_iso() -> str:
@@ -59,6 +63,23 @@ class Attempt:
 
 
 @dataclass
+class OutputTail:
+    """The last output lines of one or more failed attempts in a row that all ended with exactly these lines."""
+
+    lines: list[str]
+    attempts: list[int]
+    """The numbers of those attempts."""
+
+    @property
+    def times(self) -> int:
+        return len(self.attempts)
+
+    def heading(self) -> str:
+        first, last = self.attempts[0], self.attempts[-1]
+        return f"attempt {first}" if self.times == 1 else f"attempts {first} to {last} ({self.times} times)"
+
+
+@dataclass
 class JobStatus:
     run: str
     run_dir: str
@@ -81,6 +102,9 @@ class JobStatus:
     """What the drive flush at the end waited for (files, bytes, seconds), or its error."""
     summary: str | None = None
     """One line on how the job ended, for people."""
+    failure_tail: list[OutputTail] = field(default_factory=list)
+    """A failed job's last output lines: those of each attempt that failed in the end's row, oldest
+    first; attempts in a row that ended with the same lines share one entry (see :meth:`failure_report`)."""
     output: str | None = None
     """The output notebook of a notebook job."""
     log: str = ""
@@ -96,6 +120,46 @@ class JobStatus:
         """The process id of the running attempt's command."""
         return self.attempts[-1].pid if self.attempts and self.attempts[-1].ended is None else None
 
+    @property
+    def usage_error(self) -> bool:
+        """It failed at once with exit code 2: its command line is wrong, and it was not restarted."""
+        return self.state == "failed" and self.exit_code == USAGE_EXIT_CODE
+
+    def failure_report(self) -> str:
+        """How the job failed, for people: the summary, then its last lines.
+
+        Output that several attempts in a row ended with is shown once, with
+        the count ("(4 times)"); of attempts that ended differently, the
+        newest three are shown.
+        """
+        report = f"job {self.run!r} {self.summary or self.state}"
+        tails = self.failure_tail
+        if not tails:
+            return report
+        if len(tails) == 1:
+            tail = tails[0]
+            again = f", the same in its last {tail.times} attempts ({tail.times} times)" if tail.times > 1 else ""
+            return f"{report}; its last lines{again}:\n" + "\n".join(tail.lines or ["(no output)"])
+        shown = tails[-TAIL_SHOWN:]
+        parts = [f"{report}; the last lines of its attempts:"]
+        hidden = sum(t.times for t in tails[: -len(shown)])
+        if hidden:
+            parts.append(f"({hidden} earlier attempt(s) not shown: see the log)")
+        for tail in shown:
+            parts.append(f"{tail.heading()}:")
+            parts.extend(f"  {line}" for line in tail.lines or ["(no output)"])
+        return "\n".join(parts)
+
+    def failure_error(self) -> JobFailedError | None:
+        """The error a failed job stands for (its :meth:`failure_report` and what to do); ``None`` otherwise."""
+        if self.state != "failed":
+            return None
+        if self.usage_error:
+            script = self.spec.get("script", "")
+            how = "check its -p parameters" if self.kind == "notebook" else f"fix its arguments (`python {script} --help` lists them)"
+            return JobUsageError(self.failure_report(), hint=f"{how}, then run it again; full log: {self.log}")
+        return JobFailedError(self.failure_report(), hint=f"fix what it reports, then rerun with --run {self.run} to resume; full log: {self.log}")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -103,6 +167,7 @@ class JobStatus:
     def from_dict(cls, data: dict[str, Any]) -> JobStatus:
         data = dict(data)
         data["attempts"] = [Attempt(**a) for a in data.get("attempts", [])]
+        data["failure_tail"] = [OutputTail(**t) for t in data.get("failure_tail") or []]
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})
 

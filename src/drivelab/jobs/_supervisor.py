@@ -13,7 +13,9 @@ process of its own started in a new session (``--detach``, see
 - restarts a command that fails or is killed, after ``backoff`` seconds doubled
   for each restart in a row, until ``restarts`` restarts in a row made no
   progress; progress is a newer complete checkpoint in the run folder, so a job
-  that resumes from its checkpoints may be killed any number of times;
+  that resumes from its checkpoints may be killed any number of times; a
+  command that exits with code 2 (a usage error) is never restarted;
+- keeps each attempt's last lines, for the report of a job that failed;
 - flushes the drive when the job ends, and only then records it as ended.
 """
 
@@ -34,14 +36,15 @@ from pathlib import Path
 
 from drivelab.errors import DrivelabError, JobError
 from drivelab.jobs._spec import JobSpec, default_run_name
-from drivelab.jobs._status import Attempt, JobStatus, job_lock, log_path, now_iso, write_status
+from drivelab.jobs._status import USAGE_EXIT_CODE, Attempt, JobStatus, OutputTail, job_lock, log_path, now_iso, write_status
 from drivelab.train import latest_complete_checkpoint
 from drivelab.workspace import Workspace
 
 __all__ = ["JobEvent", "run_job", "describe_exit", "MAX_BACKOFF"]
 
 MAX_BACKOFF = 60.0
-_TAIL_LINES = 15
+_TAIL_LINES = 12
+"""Output lines of each attempt kept for the failure report."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,8 @@ class _Supervisor:
         self.stop_signal: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = None
-        self.tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        self.tail: deque[str] = deque(maxlen=_TAIL_LINES)  # the running attempt's last lines
+        self.tails: dict[int, list[str]] = {}  # each ended attempt's
         self._killer: threading.Timer | None = None
 
     # --- output -------------------------------------------------------------------------
@@ -232,7 +236,9 @@ class _Supervisor:
             what = "starting" if restart == 0 else f"restart {restart}"
             self.event("started", f"{what}: {' '.join(command)}" + (f" (from {before[1]})" if before else ""))
             started = time.monotonic()
+            self.tail.clear()
             code = self._run_once(command, restart, attempt, status)
+            self.tails[attempt.number] = list(self.tail)
             after = _checkpoint_epoch(self.run_dir)
             attempt.ended, attempt.seconds, attempt.exit_code = now_iso(), round(time.monotonic() - started, 3), code
             attempt.checkpoint = after[1] if after else None
@@ -249,11 +255,17 @@ class _Supervisor:
                 status.state = "succeeded"
                 status.summary = "succeeded" + (f" after {restart} restart(s)" if restart else "")
                 return
+            if code == USAGE_EXIT_CODE:
+                status.state = "failed"
+                status.summary = f"failed with {describe_exit(code)} (a usage error: its command line is wrong) after {attempt.seconds:.1f} s; not restarted"
+                status.failure_tail = self._failure_tail(status.attempts[-1:])
+                return
             if attempt.progressed:
                 in_a_row = 0
             if in_a_row >= spec.restarts:
                 status.state = "failed"
                 status.summary = self._give_up_summary(status, in_a_row)
+                status.failure_tail = self._failure_tail(status.attempts[-(in_a_row + 1) :])
                 return
             in_a_row += 1
             restart += 1
@@ -274,11 +286,22 @@ class _Supervisor:
         longest = max(a.seconds or 0.0 for a in failed)
         how = codes[0] + " each time" if len(codes) == 1 else ", ".join(codes)
         if self.spec.restarts == 0:
-            return f"failed ({how}) after {longest:.1f} s; not restarted (--restarts 0)"
+            return f"failed ({codes[0]}) after {longest:.1f} s; not restarted (--restarts 0)"
         return (
             f"gave up after {len(status.attempts)} attempt(s): the last {len(failed)} failed without a new checkpoint "
             f"({how}, each within {longest:.1f} s)"
         )
+
+    def _failure_tail(self, failed: list[Attempt]) -> list[OutputTail]:
+        """The failed attempts' last lines, oldest first; attempts in a row that ended alike share one entry."""
+        tails: list[OutputTail] = []
+        for attempt in failed:
+            lines = self.tails.get(attempt.number, [])
+            if tails and tails[-1].lines == lines:
+                tails[-1].attempts.append(attempt.number)
+            else:
+                tails.append(OutputTail(lines=lines, attempts=[attempt.number]))
+        return tails
 
     def _finish(self, status: JobStatus) -> None:
         from drivelab import drive

@@ -26,7 +26,7 @@ from drivelab._lazy import lazy_exports
 _EXPORTS = {
     "_server": ["LabServer", "LabStopped", "start_lab"],
     "_kernelspec": ["KernelSpecInfo", "install_kernel", "KERNEL_NAME"],
-    "_colab": ["ColabMount", "colab_mount", "colab_flush_and_unmount"],
+    "_colab": ["ColabMount", "colab_mount", "colab_flush_and_unmount", "colab_content"],
     "_documents": ["runtime_document", "drive_document"],
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

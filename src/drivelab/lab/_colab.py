@@ -5,21 +5,30 @@ drive is attached (``drivelab.drive.mount``) and ``<mountpoint>/MyDrive`` is
 made a symbolic link to the workspace's ``drive/`` folder, so every
 ``/content/drive/MyDrive/...`` path reaches the drive. ``/content`` is created
 when the user may create it; otherwise :class:`LabError` says how to allow it.
+
+``$DRIVELAB_COLAB_CONTENT``, read at each call, puts Colab's ``/content``
+elsewhere: with it set to ``/tmp/c``, ``mount('/content/drive')`` makes
+``/tmp/c/drive/MyDrive``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivelab.errors import LabError
+from drivelab.errors import DrivelabError, LabError
 from drivelab.workspace import Workspace, find_workspace
 
-__all__ = ["ColabMount", "colab_mount", "colab_flush_and_unmount", "MY_DRIVE"]
+__all__ = ["ColabMount", "colab_mount", "colab_flush_and_unmount", "colab_content", "hints_shown", "MY_DRIVE", "CONTENT_ENV"]
 
 MY_DRIVE = "MyDrive"
+COLAB_CONTENT = Path("/content")
+CONTENT_ENV = "DRIVELAB_COLAB_CONTENT"
+"""The folder that stands for Colab's ``/content`` (default: ``/content`` itself)."""
 
 # Links made by this process, removed again by colab_flush_and_unmount().
 _links: dict[Path, Path] = {}
@@ -28,7 +37,7 @@ _links: dict[Path, Path] = {}
 @dataclass(frozen=True)
 class ColabMount:
     mountpoint: Path
-    """The folder given to ``mount`` (absolute), e.g. ``/content/drive``."""
+    """The folder given to ``mount`` (absolute, ``/content`` put where :func:`colab_content` says), e.g. ``/content/drive``."""
     link: Path
     """``<mountpoint>/MyDrive``, a symbolic link to :attr:`target`."""
     target: Path
@@ -39,8 +48,33 @@ class ColabMount:
     """The :class:`drivelab.drive.DriveState` after attaching."""
 
 
+def colab_content() -> Path:
+    """Where Colab's ``/content`` is: ``$DRIVELAB_COLAB_CONTENT`` (absolute; read on each call), else ``/content``."""
+    value = os.environ.get(CONTENT_ENV, "")
+    return Path(os.path.abspath(os.path.expanduser(value))) if value else COLAB_CONTENT
+
+
 def _absolute(mountpoint: str | os.PathLike[str]) -> Path:
-    return Path(os.path.abspath(os.path.expanduser(os.fspath(mountpoint))))
+    where = Path(os.path.abspath(os.path.expanduser(os.fspath(mountpoint))))
+    if where == COLAB_CONTENT or COLAB_CONTENT in where.parents:
+        return colab_content() / where.relative_to(COLAB_CONTENT)
+    return where
+
+
+@contextlib.contextmanager
+def hints_shown() -> Iterator[None]:
+    """Raise a :class:`DrivelabError` again with its hint in its message (``"...\\nhint: ..."``):
+    a notebook shows an exception's message, never its ``hint``."""
+    try:
+        yield
+    except DrivelabError as exc:
+        if not exc.hint:
+            raise
+        shown = type(exc).__new__(type(exc))  # the same class, whatever its constructor takes
+        shown.__dict__.update(exc.__dict__)
+        shown.message = f"{exc.message}\nhint: {exc.hint}"
+        shown.args = (shown.message,)
+        raise shown from None
 
 
 def _permission_error(path: Path, exc: OSError) -> LabError:
@@ -48,6 +82,7 @@ def _permission_error(path: Path, exc: OSError) -> LabError:
         f"cannot create {path}: {exc.strerror or exc}",
         hint=(
             f"allow it once with `sudo mkdir -p {path} && sudo chown \"$USER\" {path}`, "
+            f"or set {CONTENT_ENV} to a folder you own (it then stands for /content), "
             "or mount at a folder you own, e.g. drive.mount('/tmp/content/drive') "
             "(the workspace's drive/ folder works directly too)"
         ),
@@ -66,7 +101,8 @@ def colab_mount(
 
     The workspace is ``workspace``, else the one named by
     ``$DRIVELAB_WORKSPACE`` or holding the working folder. ``mountpoint`` must
-    be outside the drive and hold nothing but a previous ``MyDrive`` link.
+    be outside the drive and hold nothing but a previous ``MyDrive`` link; one
+    under ``/content`` is under :func:`colab_content` instead.
     """
     from drivelab import drive
 

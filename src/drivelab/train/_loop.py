@@ -344,9 +344,11 @@ def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = N
             metrics = EpochMetrics(epoch, train_loss, test_loss, accuracy, seconds, elapsed, lr)
         state = run.state(elapsed)  # on every rank: it gathers their random states
         if main:
-            path = save_checkpoint(run_dir, epoch, state, keep=config.keep_checkpoints)
+            # Metrics first: a kill between the two then costs a line that a resume rewrites,
+            # never a line that a resume after this checkpoint would not write again.
             result.history.append(metrics)
             write_metrics(metrics_file, result.history)
+            path = save_checkpoint(run_dir, epoch, state, keep=config.keep_checkpoints)
             plot_curves(run_dir / "curves.png", result.history, title=f"MNIST, recipe {recipe.name}")
             if report:
                 report(EpochEnd(metrics, path))

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from drivelab.cli._output import console, emit_json, escape
+from drivelab.cli._output import console, emit_json, escape, rich_console
 from drivelab.cli.commands._common import JsonOption, WorkspaceOption, workspace_from
+
+if TYPE_CHECKING:
+    from drivelab.jobs import JobStatus
 
 app = typer.Typer(help="Jobs started with `drivelab run`: list, logs, stop.", no_args_is_help=True)
 
@@ -30,24 +33,71 @@ def list_(workspace: WorkspaceOption = None, json_output: JsonOption = False) ->
     if not jobs:
         console.print("No jobs yet. Start one with `drivelab run SCRIPT`.", markup=False)
         return
+    print_jobs_table(rich_console(), jobs)
+
+
+_HEADINGS = ("run", "state", "restarts", "last checkpoint", "started", "command")
+_WHOLE = 3
+"""The first columns (run name, state, restarts) are never narrower than their values: none holds a space."""
+_FOLDED_MIN = 6
+"""Narrowest one of the other columns gets on a narrow terminal (they wrap, then fold)."""
+
+
+def print_jobs_table(out: Any, jobs: list[JobStatus]) -> None:
+    """The jobs as a table on the rich console ``out``; identifiers (run names, paths, commands) are never cut.
+
+    Output that is not a terminal gets the table at its natural width, one
+    line a job. A terminal too narrow for it keeps run names, states and
+    restart counts whole on one line and wraps and folds the other columns
+    into the room left; one too narrow even for that gets lines longer than
+    itself (which it wraps) rather than less text.
+    """
+    from rich.cells import cell_len
+    from rich.segment import Segments
     from rich.table import Table
 
-    table = Table(box=None, pad_edge=False)
-    for column in ("run", "state", "restarts", "last checkpoint", "started", "command"):
-        table.add_column(column)
-    for job in jobs:
-        style = _STATE_STYLE.get(job.state, "")
-        command = " ".join(job.spec.get("args", [])) if job.spec else ""
-        script = job.spec.get("script", "") if job.spec else ""
-        table.add_row(
-            escape(job.run),
-            f"[{style}]{job.state}[/]" if style else job.state,
+    rows = [
+        (
+            job.run,
+            job.state,
             str(job.restarts),
-            escape(job.last_checkpoint or "-"),
+            job.last_checkpoint or "-",
             job.started[:19].replace("T", " "),
-            escape(f"{script} {command}".strip()),
+            " ".join([job.spec.get("script", ""), *job.spec.get("args", [])]).strip() if job.spec else " ".join(job.command),
         )
-    console.print(table)
+        for job in jobs
+    ]
+    natural = [max(cell_len(heading), *(cell_len(row[i]) for row in rows)) for i, heading in enumerate(_HEADINGS)]
+    gaps = 2 * (len(_HEADINGS) - 1)
+    widths = natural
+    if out.is_terminal and sum(natural) + gaps > out.width:
+        # Headings too, where that leaves the others room; else the values only (a heading wraps).
+        for whole in (natural[:_WHOLE], [max(cell_len(row[i]) for row in rows) for i in range(_WHOLE)]):
+            room = out.width - gaps - sum(whole)
+            if room >= _FOLDED_MIN * (len(_HEADINGS) - _WHOLE):
+                break
+        widths = whole + _share(room, natural[_WHOLE:], _FOLDED_MIN)
+    table = Table(box=None, pad_edge=False)
+    for heading, width in zip(_HEADINGS, widths):
+        table.add_column(heading, width=width, overflow="fold")
+    for run, state, *rest in rows:
+        style = _STATE_STYLE.get(state, "")
+        table.add_row(escape(run), f"[{style}]{state}[/]" if style else state, *map(escape, rest))
+    # Laid out at its own width and printed as it is: the console crops nothing.
+    layout = out.options.update_width(sum(widths) + gaps)
+    out.print(Segments(out.render(table, layout)), crop=False, soft_wrap=True)
+
+
+def _share(room: int, wants: list[int], least: int) -> list[int]:
+    """``room`` columns shared out: none gets more than it wants, nor less than ``least`` (or its want)."""
+    given = list(wants)
+    pending = sorted(range(len(wants)), key=wants.__getitem__)
+    while pending:
+        i = pending.pop(0)
+        fair = room // (len(pending) + 1)
+        given[i] = min(wants[i], max(least, fair))
+        room -= given[i]
+    return given
 
 
 @app.command("logs")
@@ -106,3 +156,5 @@ def status(run: RunArgument, workspace: WorkspaceOption = None, json_output: Jso
         code = "running" if a.exit_code is None else f"exit {a.exit_code}"
         console.print(f"  attempt {a.number}: pid {a.pid}, {code}, {a.seconds or 0:.1f} s, checkpoint {a.checkpoint or '-'}", markup=False)
     console.print(f"  log: {job.log}", markup=False)
+    if job.failure_tail:
+        console.print(job.failure_report(), markup=False, highlight=False, soft_wrap=True)

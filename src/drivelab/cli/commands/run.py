@@ -9,11 +9,10 @@ from typer.core import TyperCommand
 
 from drivelab.cli._output import console, emit_json, escape
 from drivelab.cli.commands._common import JsonOption, WorkspaceOption, workspace_from
-from drivelab.errors import JobError, JobFailedError
+from drivelab.errors import JobError
 
 # Everything after SCRIPT belongs to the script, options included.
 CONTEXT = {"allow_interspersed_args": False, "ignore_unknown_options": True}
-
 
 
 class RunCommand(TyperCommand):
@@ -114,21 +113,11 @@ def run(
         emit_json("run", status.to_dict())
     if status.state == "stopped":
         raise typer.Exit(130)
-    if status.state != "succeeded":
-        tail = "\n".join(_log_tail(Path(status.log)))
-        raise JobFailedError(
-            f"job {status.run!r} {status.summary}; its last lines:\n{tail}",
-            hint=f"fix what it reports, then rerun with --run {status.run} to resume; full log: {status.log}",
-        )
+    failure = status.failure_error()
+    if failure is not None:
+        raise failure
     if status.flush and "error" in status.flush:
         raise JobError(f"job {status.run!r} succeeded but the drive could not be flushed: {status.flush['error']}", hint="see `drivelab drive status`")
     if not json_output:
         console.print(f"Run folder: {status.run_dir}")
 
-
-def _log_tail(log: Path, lines: int = 12) -> list[str]:
-    try:
-        text = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    return [line for line in text if not line.startswith("[drivelab]")][-lines:]
