@@ -52,3 +52,21 @@ def test_imports_point_down(path):
             assert RANK[target] < RANK[own] or target == own or target == "core", f"{module} imports {name}"
         elif own != "cli":
             assert top not in CLI_ONLY, f"{module} imports {name}: only the CLI may"
+
+
+def _package_of(module: str) -> str | None:
+    """``drivelab.drive`` for ``drivelab.drive._attach``; None for a core module (``drivelab._atomic``)."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 or (SRC / parts[-1]).is_dir() else None
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_private_import_across_packages(path):
+    """Another package's private module (``drivelab.drive._config``) is not imported: its public names are."""
+    module = "drivelab." + ".".join(path.relative_to(SRC).with_suffix("").parts)
+    own = _package_of(module)
+    for name in imports_of(path):
+        parts = name.split(".")
+        if parts[0] != "drivelab" or len(parts) < 3 or not parts[2].startswith("_"):
+            continue
+        assert _package_of(name) == own, f"{module} imports {name}, a private module of another package"

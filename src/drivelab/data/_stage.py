@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivelab import drive
 from drivelab._atomic import write_text_atomic
 from drivelab.errors import DriveError, StageError
 from drivelab.workspace import Workspace
@@ -83,30 +84,6 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _listing(rclone: Any, source: str, conf: Path | None) -> dict[str, tuple[int, str | None]]:
-    from drivelab.drive._rclone import classify_failure
-
-    done = rclone.run(["lsjson", "-R", "--fast-list", "--files-only", "--hash", "--hash-type", "md5", source], config=conf, timeout=3600)
-    if done.returncode != 0:
-        err = classify_failure(done.stderr, what=f"cannot list {source}")
-        raise StageError(err.message, hint=err.hint)
-    entries = json.loads(done.stdout or "[]")
-    return {e["Path"]: (int(e["Size"]), (e.get("Hashes") or {}).get("md5") or None) for e in entries}
-
-
-def _source(ws: Workspace, rel: str) -> tuple[str, Path | None]:
-    from drivelab.drive._config import DrivePaths, load_settings
-
-    settings = load_settings(ws)
-    if settings.remote is None:
-        folder = ws.drive / rel
-        if not folder.is_dir():
-            raise StageError(f"{folder} is not a folder", hint="fetch the dataset first, e.g. `drivelab data get mnist`")
-        return str(folder), None
-    entry = settings.remotes[settings.remote]
-    return f"{entry.spec.rstrip('/')}/{rel}" if entry.root else f"{entry.spec}{rel}", DrivePaths(ws).rclone_conf
-
-
 def _manifest_matches(dest: Path, listing: dict[str, tuple[int, str | None]]) -> bool:
     try:
         manifest = json.loads((dest / MANIFEST).read_text())
@@ -131,50 +108,32 @@ def _manifest_matches(dest: Path, listing: dict[str, tuple[int, str | None]]) ->
 def stage_dataset(ws: Workspace, path: Path | str, *, dest: Path | None = None, transfers: int = 8) -> StageResult:
     """Copy the drive folder ``path`` (e.g. ``dataset/MNIST``) to local scratch, verified.
 
-    rclone copies the files straight from the remote, several at once, and
-    checks each one against the remote's hash (MD5 where the remote has one)
-    and size as it lands; the manifest written last records size, MD5 and
-    modification time of every file. An earlier copy is reused when its
-    manifest still matches the remote's listing and the files on disk. Raises
-    :class:`StageError` when the folder cannot be listed or copied, or a file
-    does not match (the copy is then not marked valid).
+    Pending uploads of the mount land first; then rclone copies the files
+    straight from the remote, several at once, and checks each one against
+    the remote's hash (MD5 where the remote has one) and size as it lands
+    (:func:`drivelab.drive.copy_folder`); the manifest written last records
+    size, MD5 and modification time of every file. An earlier copy is reused
+    when its manifest still matches the remote's listing and the files on
+    disk. Raises :class:`StageError` when the folder cannot be listed or
+    copied, or a file does not match (the copy is then not marked valid).
     """
-    from drivelab.drive._rclone import classify_failure, find_rclone
-
     start = time.monotonic()
     rel = _relative(ws, path)
-    source, conf = _source(ws, rel)
     target = dest or _scratch_root(ws) / rel
     try:
-        rclone = find_rclone()
-        if conf is not None:
-            # Files written through the mount may still wait in its upload queue: land them first.
-            from drivelab.drive import flush
-
-            flush(ws)
+        # Files written through the mount may still wait in its upload queue: land them first.
+        drive.flush(ws)
+        if (target / MANIFEST).is_file():
+            listing = drive.list_folder(ws, rel)
+            if _manifest_matches(target, listing.files):
+                total = sum(size for size, _ in listing.files.values())
+                return StageResult(listing.source, target, len(listing.files), total, True, time.monotonic() - start, listing.hash)
+        target.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (target / MANIFEST).unlink()  # invalid until verified again
+        copied = drive.copy_folder(ws, rel, target, transfers=transfers, exclude=(MANIFEST,))
     except DriveError as exc:
         raise StageError(exc.message, hint=exc.hint) from exc
-    if (target / MANIFEST).is_file():
-        listing = _listing(rclone, source, conf)
-        if _manifest_matches(target, listing):
-            total = sum(size for size, _ in listing.values())
-            hash_name = "md5" if all(md5 for _, md5 in listing.values()) else "size"
-            return StageResult(source, target, len(listing), total, True, time.monotonic() - start, hash_name)
-    target.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        (target / MANIFEST).unlink()  # invalid until verified again
-    # One listing of the remote (inside sync); each file is checked against the
-    # remote's hash and size as it lands (rclone fails the copy of a file that does not match).
-    done = rclone.run(
-        ["sync", source, str(target), "--transfers", str(transfers), "--checkers", str(max(transfers, 8)),
-         "--fast-list", "--exclude", MANIFEST, "--retries", "3", "--low-level-retries", "5",
-         "--use-json-log", "-v", "--stats-log-level", "NOTICE"],
-        config=conf,
-        timeout=24 * 3600,
-    )
-    if done.returncode != 0:
-        err = classify_failure(done.stderr, what=f"cannot copy {source} to {target}")
-        raise StageError(err.message, hint=err.hint)
     files: dict[str, dict[str, Any]] = {}
     for dirpath, _dirs, names in os.walk(target):
         for name in names:
@@ -183,25 +142,12 @@ def stage_dataset(ws: Workspace, path: Path | str, *, dest: Path | None = None, 
             if key == MANIFEST:
                 continue
             st = local.stat()
-            files[key] = {"size": st.st_size, "md5": _md5(local), "mtime_ns": st.st_mtime_ns}
+            files[key] = {"size": st.st_size, "md5": _md5(local) if copied.hash == "md5" else None, "mtime_ns": st.st_mtime_ns}
     if not files:
-        raise StageError(f"{source} holds no files", hint="fetch the dataset into the drive first")
-    hash_name = "md5" if rclone_hashes_md5(rclone, source, conf) else "size"
-    if hash_name == "size":
-        for entry in files.values():
-            entry["md5"] = None
-    write_text_atomic(target / MANIFEST, json.dumps({"source": source, "hash": hash_name, "files": files}) + "\n")
+        raise StageError(f"{copied.source} holds no files", hint="fetch the dataset into the drive first")
+    write_text_atomic(target / MANIFEST, json.dumps({"source": copied.source, "hash": copied.hash, "files": files}) + "\n")
     total = sum(f["size"] for f in files.values())
-    return StageResult(source, target, len(files), total, False, time.monotonic() - start, hash_name)
-
-
-def rclone_hashes_md5(rclone: Any, source: str, conf: Path | None) -> bool:
-    """Whether the remote holding ``source`` offers MD5 (then rclone verified every copy with it)."""
-    done = rclone.run(["backend", "features", source.split(":")[0] + ":" if ":" in source else source], config=conf, timeout=60)
-    try:
-        return "md5" in [h.lower() for h in json.loads(done.stdout).get("Hashes", [])]
-    except (ValueError, AttributeError):
-        return False
+    return StageResult(copied.source, target, len(files), total, False, time.monotonic() - start, copied.hash)
 
 
 def staged_dataset_root(dataset_root: Path | str, subfolder: str) -> Path:
@@ -211,7 +157,6 @@ def staged_dataset_root(dataset_root: Path | str, subfolder: str) -> Path:
     folder is staged to local scratch and the scratch root returned (it has
     the same layout); otherwise ``dataset_root`` itself.
     """
-    from drivelab.drive._config import load_settings
     from drivelab.errors import WorkspaceError
     from drivelab.workspace import find_workspace
 
@@ -220,7 +165,7 @@ def staged_dataset_root(dataset_root: Path | str, subfolder: str) -> Path:
         ws = find_workspace(root)
     except WorkspaceError:
         return root
-    if load_settings(ws).remote is None:
+    if not drive.has_remote(ws):
         return root
     try:
         rel = root.resolve().relative_to(ws.drive.resolve())

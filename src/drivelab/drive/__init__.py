@@ -29,6 +29,7 @@ from drivelab.errors import DriveError, FlushError, MountError, RcloneError, Rem
 _EXPORTS = {
     "_attach": ["DriveState", "FlushResult", "attach", "detach", "flush", "status", "is_attached", "fuse_available", "NO_FUSE_ENV"],
     "_colab": ["mount", "flush_and_unmount"],
+    "_copy": ["FolderListing", "has_remote", "list_folder", "copy_folder"],
     "_rclone": ["Rclone", "find_rclone", "MIN_VERSION"],
     "_remotes": ["REMOTE_TYPES", "TYPE_NAMES", "RemoteInfo", "connect", "import_remote", "list_remotes", "remove_remote"],
 }
@@ -38,5 +39,6 @@ __all__ = [*_names, "DriveError", "FlushError", "MountError", "RcloneError", "Re
 if TYPE_CHECKING:
     from drivelab.drive._attach import NO_FUSE_ENV, DriveState, FlushResult, attach, detach, flush, fuse_available, is_attached, status
     from drivelab.drive._colab import flush_and_unmount, mount
+    from drivelab.drive._copy import FolderListing, copy_folder, has_remote, list_folder
     from drivelab.drive._rclone import MIN_VERSION, Rclone, find_rclone
     from drivelab.drive._remotes import REMOTE_TYPES, TYPE_NAMES, RemoteInfo, connect, import_remote, list_remotes, remove_remote

@@ -31,7 +31,7 @@ MachineOption = Annotated[
 def load_machine(machine_file: Path | None) -> MachineInfo:
     """The machine to plan for: a recorded description, else this machine, probed."""
     if machine_file is not None:
-        from drivelab.runtime._serial import machine_from_dict
+        from drivelab.runtime import machine_from_dict
 
         try:
             data = json.loads(machine_file.read_text(encoding="utf-8"))
@@ -140,7 +140,7 @@ def torch(
     releases = None
     refresh_notes: list[str] = []
     if refresh:
-        from drivelab.runtime._releases import DEFAULT_INDEX_ROOT, refresh_releases
+        from drivelab.runtime import DEFAULT_INDEX_ROOT, refresh_releases
 
         root = DEFAULT_INDEX_ROOT if not index_url else index_url
         result = refresh_releases(root)
