@@ -43,13 +43,20 @@ def publish(tmp: Path, final: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path, mode: str = "wb") -> Iterator[BinaryIO]:
-    """Write ``path`` atomically; on any exception the final name is untouched."""
+def atomic_write(path: Path, mode: str = "wb", *, private: bool = False) -> Iterator[BinaryIO]:
+    """Write ``path`` atomically; on any exception the final name is untouched.
+
+    ``private``: the file is created readable by its owner only (0600), from
+    its first byte (credentials, rc passwords).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = incomplete_path(path)
     try:
-        with open(tmp, mode) as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+        if private:
+            os.fchmod(fd, 0o600)  # an earlier leftover of the temporary name keeps its own mode otherwise
+        with open(fd, mode) as fh:
             yield fh  # type: ignore[misc]
             fh.flush()
             os.fsync(fh.fileno())
@@ -61,10 +68,10 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[BinaryIO]:
         raise
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with atomic_write(path) as fh:
+def write_bytes_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
+    with atomic_write(path, private=private) as fh:
         fh.write(data)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: Path, text: str, *, private: bool = False) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), private=private)
