@@ -437,3 +437,17 @@ def test_sftp_and_local_remotes_connect_and_check_credentials(ws: Workspace, tmp
     info = drive.connect(ws, "nas", "local", root=str(folder))
     assert info.root == str(folder) and folder.is_dir()
     assert [r.name for r in drive.list_remotes(ws)] == ["box", "nas"]
+
+
+def test_private_state_is_written_whole_and_owner_only(tmp_path: Path) -> None:
+    from drivelab.drive._config import write_private_json
+
+    target = tmp_path / "state" / "state.json"
+    target.parent.mkdir()
+    stale = target.with_name("state.json.incomplete")
+    stale.write_text("left by a killed writer")
+    stale.chmod(0o644)
+    write_private_json(target, {"password": "s3cret"})
+    assert json.loads(target.read_text()) == {"password": "s3cret"}
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert not stale.exists()
