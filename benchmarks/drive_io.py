@@ -4,13 +4,15 @@
     python benchmarks/drive_io.py --small-files 2000     # quicker
     python benchmarks/drive_io.py --json out.json
     python benchmarks/drive_io.py --latency-ms 20 --small-files 2000   # a cloud-like round trip
+    python benchmarks/drive_io.py --cache writes         # another VFS cache mode (default: the drive's default)
 
 In one run, on one machine: the four MNIST files and a folder of small files
 (4-64 KiB each) are read from
   (a) local disk (the baseline; the page cache is warm, as it is for (c) and (d);
       (a) and (d) are the best of 5 reads, too quick to time once),
   (b) the mount, cold (a fresh mount with an empty VFS cache),
-  (c) the mount, warm (the same files read again, from the VFS cache),
+  (c) the mount, warm (the same files read again: from the VFS cache in mode
+      full, from the remote again in mode writes),
   (d) the staged copy (`drivelab data stage`), and the time staging itself took;
 then 1,000 small files are written through the mount and flushed, and every
 one is checked on the server. Throughput and the ratio to local disk are printed.
@@ -39,6 +41,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from rclone_servers import LatencyProxy, S3Server  # noqa: E402
 
 from drivelab import drive  # noqa: E402
+from drivelab.drive._config import CACHE_MODES, DriveSettings  # noqa: E402
 from drivelab.data import get_mnist, stage_dataset  # noqa: E402
 from drivelab.workspace import init_workspace  # noqa: E402
 
@@ -65,6 +68,17 @@ def best_of(folder: Path, runs: int = 5) -> tuple[int, int, float]:
     return min((read_tree(folder) for _ in range(runs)), key=lambda r: r[2])
 
 
+def _cpu() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+    flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
+    simd = [f for f in ("avx2", "avx512f", "avx512_bf16") if f in flags]
+    return f"{model} ({', '.join(simd) or 'no AVX2'})"
+
+
 def row(label: str, files: int, nbytes: int, seconds: float, base: float | None) -> dict[str, float | str]:
     mbps = nbytes / seconds / 1e6
     ratio = mbps / base if base else 1.0
@@ -77,6 +91,7 @@ def main() -> None:
     p.add_argument("--small-files", type=int, default=10_000)
     p.add_argument("--write-files", type=int, default=1_000)
     p.add_argument("--latency-ms", type=float, default=0.0, help="added to every request's round trip (default 0: plain loopback)")
+    p.add_argument("--cache", choices=CACHE_MODES, default=DriveSettings.cache_mode, help=f"VFS cache mode of the mount (default: the drive's default, {DriveSettings.cache_mode})")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     if not drive.fuse_available()[0]:
@@ -84,7 +99,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="drive-io-"))
     server = S3Server(tmp / "s3", listing_cache="5m")
-    results: dict[str, object] = {"small_files": args.small_files, "latency_ms": args.latency_ms}
+    results: dict[str, object] = {"small_files": args.small_files, "latency_ms": args.latency_ms, "cache_mode": args.cache}
     try:
         # The data, on local disk and on the server.
         local = tmp / "local"
@@ -105,8 +120,9 @@ def main() -> None:
             proxy = LatencyProxy(server.port, args.latency_ms / 1000)
             options["endpoint"] = proxy.url
         drive.connect(ws, "bench", "s3", options, root="bench")
-        drive.attach(ws, "bench", cache_mode="full")
-        print(f"rclone {drive.find_rclone().version_text}, S3 on loopback (+{args.latency_ms:g} ms per request), VFS cache mode full; {args.small_files} small files")
+        drive.attach(ws, "bench", cache_mode=args.cache)
+        print(f"rclone {drive.find_rclone().version_text}, S3 on loopback (+{args.latency_ms:g} ms per request), VFS cache mode {args.cache}; {args.small_files} small files")
+        print(f"CPU {_cpu()}, {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         for name, folder in (("MNIST", "MNIST"), ("small files", "small")):
             print(name)
             read_tree(local / folder)  # warm the page cache

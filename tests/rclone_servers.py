@@ -55,6 +55,14 @@ class RcloneServer:
                 self.proc.kill()
                 self.proc.wait()
 
+    def stop(self) -> None:
+        """Stop serving, as an outage would: the port refuses connections until :meth:`restart`."""
+        self.close()
+
+    def restart(self) -> RcloneServer:
+        """Serve the same folder again on the same port, with the same credentials."""
+        return self.start()
+
 
 class S3Server(RcloneServer):
     """An S3 endpoint whose buckets are the folders of ``backing``."""

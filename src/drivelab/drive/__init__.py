@@ -7,7 +7,7 @@
     drive.connect(ws, "box", "s3", {"endpoint": ..., "access_key_id": ..., "secret_access_key": ...}, root="bucket")
     state = drive.attach(ws, "box")     # mount it at drive/ (sync mode without FUSE); returns when live
     result = drive.flush(ws)            # returns once every pending upload has landed
-    drive.detach(ws)                    # flush, then unmount
+    drive.detach(ws)                    # flush, then unmount (left attached while another command uses it)
     drive.status(ws).to_dict()          # mode, live, pending uploads, cache, last watchdog event
 
     drive.mount("drive")                # Colab-style, for notebooks
@@ -16,7 +16,10 @@
 With no remote configured the drive is the plain local folder ``drive/``:
 ``attach`` only makes sure its folders exist and ``flush`` has nothing to wait
 for. The engine is rclone (:func:`find_rclone`); a watchdog process keeps a
-remote drive mounted and remounts it when it dies. Nothing here prints.
+remote drive mounted and remounts it when it dies. A command that uses the
+drive for its whole life (the lab, a job) attaches it with ``user=``; ``detach``
+by one of them leaves the drive attached while another still uses it
+(:func:`users`). Nothing here prints.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from drivelab._lazy import lazy_exports
 from drivelab.errors import DriveError, FlushError, MountError, RcloneError, RemoteError
 
 _EXPORTS = {
-    "_attach": ["DriveState", "FlushResult", "attach", "detach", "flush", "status", "is_attached", "fuse_available", "NO_FUSE_ENV"],
+    "_attach": [
+        "DriveState", "FlushResult", "DetachResult", "attach", "detach", "flush", "release", "users", "status", "is_attached",
+        "fuse_available", "NO_FUSE_ENV",
+    ],
     "_colab": ["mount", "flush_and_unmount"],
     "_copy": ["FolderListing", "has_remote", "list_folder", "copy_folder"],
     "_rclone": ["Rclone", "find_rclone", "MIN_VERSION"],
@@ -37,7 +43,9 @@ __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
 __all__ = [*_names, "DriveError", "FlushError", "MountError", "RcloneError", "RemoteError"]
 
 if TYPE_CHECKING:
-    from drivelab.drive._attach import NO_FUSE_ENV, DriveState, FlushResult, attach, detach, flush, fuse_available, is_attached, status
+    from drivelab.drive._attach import (
+        NO_FUSE_ENV, DetachResult, DriveState, FlushResult, attach, detach, flush, fuse_available, is_attached, release, status, users,
+    )
     from drivelab.drive._colab import flush_and_unmount, mount
     from drivelab.drive._copy import FolderListing, copy_folder, has_remote, list_folder
     from drivelab.drive._rclone import MIN_VERSION, Rclone, find_rclone

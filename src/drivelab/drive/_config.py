@@ -51,7 +51,10 @@ class DriveSettings:
 
     remote: str | None = None
     mode: str = "mount"
-    cache_mode: str = "writes"
+    # full: files read are kept in the VFS cache (up to cache_max_size), so a second read does not
+    # download it again; with writes every open of a file not written here downloads it again.
+    # Both upload what is written the same way (write-back, waited for by flush).
+    cache_mode: str = "full"
     cache_max_size: str = "10G"
     dir_cache_time: str = "1m"
     sync_interval: float = 60.0

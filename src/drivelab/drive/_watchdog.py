@@ -9,11 +9,20 @@ In ``mount`` mode it runs ``rclone mount`` with the VFS cache and an rc API on
 a loopback port (user and password in ``state.json``, mode 0600). Twice a
 second it checks that rclone is alive and that the mount point answers; when
 either fails (rclone killed, "Transport endpoint is not connected", or no
-answer for :data:`HUNG_AFTER` seconds from a hung rclone) it records
-the loss, lazily unmounts the dead mount, starts rclone again on the same
-cache -- so uploads that were queued resume -- and records the remount.
+answer for :data:`HUNG_AFTER` seconds, or ``$DRIVELAB_DRIVE_HUNG_AFTER``,
+from a hung rclone) it records the loss, kills rclone (a hung one at once, so
+nobody waits on it any longer), lazily unmounts the dead mount, starts rclone
+again on the same cache -- so uploads that were queued resume -- and records
+the remount.
+
 While the drive is down, writes to ``drive/`` fail with an error; none is
-silently dropped.
+silently dropped. The folder beneath the mount point is kept from taking
+writes (:mod:`drivelab.drive._guard`); files found there anyway before a
+remount (no protection possible) are moved to ``.drivelab/drive/stray/``. A
+file that was still open for writing when rclone died holds partial bytes in
+the cache, which rclone would upload when it starts again: before each start
+such items are moved out of the cache to ``.drivelab/drive/incomplete/``, so
+the remote keeps its previous version and nothing half-written is published.
 
 In ``sync`` mode it pulls the remote into ``drive/`` once, then pushes and
 pulls changes every ``sync_interval`` seconds with bisync.
@@ -38,6 +47,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from drivelab.drive import _guard
 from drivelab.drive._attach import _ensure_folders, _fusermount_unmount, _mount_broken
 from drivelab.drive._config import DrivePaths, DriveSettings, load_settings, write_private_json
 from drivelab.drive._rc import RcClient
@@ -49,7 +59,19 @@ log = logging.getLogger("drivelab.drive.watchdog")
 
 CHECK_EVERY = 0.5
 HUNG_AFTER = 10.0
+"""Seconds without an answer from the mount point before rclone counts as hung (``$DRIVELAB_DRIVE_HUNG_AFTER``)."""
+HUNG_AFTER_ENV = "DRIVELAB_DRIVE_HUNG_AFTER"
 START_TIMEOUT = 60.0
+REMOUNT_KILL_GRACE = 2.0
+"""Seconds a dead or hung rclone gets to exit on SIGTERM before SIGKILL, when it is replaced."""
+
+
+def hung_after() -> float:
+    """:data:`HUNG_AFTER`, or the seconds ``$DRIVELAB_DRIVE_HUNG_AFTER`` gives (at least 1)."""
+    with contextlib.suppress(ValueError):
+        value = float(os.environ.get(HUNG_AFTER_ENV, "") or HUNG_AFTER)
+        return max(1.0, value)
+    return HUNG_AFTER
 
 
 def _stat_within(path: Path, timeout: float) -> str:
@@ -67,6 +89,22 @@ def _stat_within(path: Path, timeout: float) -> str:
     thread.start()
     thread.join(timeout)
     return result[0] if result else "hung"
+
+
+def _go_time_ns(text: str) -> int | None:
+    """Nanoseconds since the epoch of a Go RFC 3339 time (``2026-01-02T03:04:05.123456789+01:00``), None if unreadable."""
+    head, _, rest = text.partition(".")
+    digits = "".join(c for c in rest[:9] if c.isdigit()) if rest else ""
+    zone = rest[len(digits):] if rest else ""
+    try:
+        whole = _dt.datetime.fromisoformat(head + zone)
+    except ValueError:
+        return None
+    return int(whole.timestamp()) * 1_000_000_000 + int(digits.ljust(9, "0") or 0)
+
+
+def _stamp() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
 
 def _now() -> str:
@@ -114,6 +152,8 @@ class MountKeeper(Keeper):
         super().__init__(ws, settings, request)
         self.rclone: Rclone = find_rclone()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.hung_after = hung_after()
+        self.guard: _guard.Guard | None = None
         self.log_offset = 0
         self.rc = RcClient(f"http://127.0.0.1:{_free_port()}/", "drivelab", secrets.token_urlsafe(24))
 
@@ -125,6 +165,10 @@ class MountKeeper(Keeper):
             "--vfs-cache-mode", s.cache_mode,
             "--vfs-cache-max-size", s.cache_max_size,
             "--dir-cache-time", s.dir_cache_time,
+            # The kernel keeps a file's size and mtime this long without asking rclone. Longer times
+            # measured no faster for warm reads (each open still costs open/read/flush/release round
+            # trips to rclone), while a file another machine changed could read truncated for that long.
+            "--attr-timeout", "1s",
             # Uploads of the write-back queue run this many at once (rclone's default, 4, makes a flush of many small files slow).
             "--transfers", "16",
             "--rc", "--rc-addr", self.rc.url.removeprefix("http://").rstrip("/"),
@@ -137,7 +181,81 @@ class MountKeeper(Keeper):
             args.append("--allow-non-empty")
         return self.rclone.argv(*args, config=self.paths.rclone_conf)
 
+    def protect(self) -> None:
+        """Keep the folder beneath the mount point from taking writes; say once which protection is in force."""
+        if os.path.ismount(self.ws.drive) or _mount_broken(self.ws.drive):
+            return
+        guard = _guard.protect(self.ws.drive)
+        if guard != self.guard:
+            self.guard = guard
+            line = _guard.describe(guard.kind, guard.why)
+            notices = [n for n in self.state.get("notices", []) if not n.startswith("drive/ beneath the mount")]
+            self.save(protection=guard.kind, notices=[*notices, line])
+            if guard.kind == "none":
+                self.event("unprotected", reason=guard.why)
+
+    def set_aside_strays(self) -> None:
+        """Files beneath the mount point that were not there by choice go to ``.drivelab/drive/stray/<time>/``."""
+        if self.request.get("allow_non_empty") or os.path.ismount(self.ws.drive):
+            return
+        try:
+            entries = list(self.ws.drive.iterdir())
+        except OSError:
+            return
+        if not entries:
+            return
+        target = self.paths.folder / "stray" / _stamp()
+        target.mkdir(parents=True, exist_ok=True)
+        relock = _guard.release(self.ws.drive)
+        try:
+            for entry in entries:
+                os.replace(entry, target / entry.name)
+        finally:
+            if relock:
+                _guard.protect(self.ws.drive)
+        names = sorted(e.name for e in entries)
+        self.event("stray", files=names, kept_in=str(target))
+        self.save(notices=[*self.state.get("notices", []), f"{len(names)} entries written beneath drive/ while the mount was down are kept in {target}"])
+
+    def quarantine_incomplete(self) -> None:
+        """Move out of the cache the dirty items that were still open for writing when rclone died.
+
+        rclone saves an item's metadata when it is first written and again when
+        it is closed, and on close sets the cache file's mtime to the metadata's
+        ModTime. An item whose file size or mtime differs from its metadata was
+        written after its last close: rclone would upload those partial bytes
+        when it starts again.
+        """
+        meta_root, data_root = self.paths.cache / "vfsMeta", self.paths.cache / "vfs"
+        if not meta_root.is_dir():
+            return
+        moved: list[str] = []
+        target = self.paths.folder / "incomplete" / _stamp()
+        for meta in sorted(p for p in meta_root.rglob("*") if p.is_file()):
+            rel = meta.relative_to(meta_root)
+            data = data_root / rel
+            try:
+                info = json.loads(meta.read_text())
+                st = data.stat()
+            except (OSError, ValueError):
+                continue
+            if not isinstance(info, dict) or not info.get("Dirty"):
+                continue
+            closed_at = _go_time_ns(str(info.get("ModTime", "")))
+            if st.st_size == info.get("Size") and closed_at is not None and abs(st.st_mtime_ns - closed_at) <= 2000:
+                continue
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(data, target / rel)
+            with contextlib.suppress(OSError):
+                os.replace(meta, target / rel.with_name(rel.name + ".rclone-meta.json"))
+            moved.append(str(rel))
+        if moved:
+            self.event("incomplete", files=moved, kept_in=str(target))
+
     def start_rclone(self) -> None:
+        self.quarantine_incomplete()
+        self.set_aside_strays()
+        self.protect()
         env = {**os.environ, "RCLONE_RC_USER": self.rc.user, "RCLONE_RC_PASS": self.rc.password}
         env = {k: v for k, v in env.items() if not k.startswith("RCLONE_CONFIG")}
         self.paths.folder.mkdir(parents=True, exist_ok=True)
@@ -154,9 +272,9 @@ class MountKeeper(Keeper):
         code = self.proc.poll()
         if code is not None:
             return f"rclone exited with code {code}"
-        answer = _stat_within(self.ws.drive, HUNG_AFTER)
+        answer = _stat_within(self.ws.drive, self.hung_after)
         if answer == "hung":
-            return f"the mount point did not answer for {HUNG_AFTER:.0f} s (rclone hung)"
+            return f"the mount point did not answer for {self.hung_after:g} s (rclone hung)"
         if answer == "broken":
             return "the mount point answers 'Transport endpoint is not connected'"
         if not os.path.ismount(self.ws.drive):
@@ -189,24 +307,26 @@ class MountKeeper(Keeper):
             return "drive/ is already mounted or not empty"
         return classify_failure("\n".join(lines) or text, what="rclone mount").message
 
-    def kill_rclone(self) -> None:
+    def kill_rclone(self, grace: float = 10.0) -> None:
         if self.proc and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
 
     def run(self) -> int:
+        self.save()  # whoever finds drive/ protected also finds this live watchdog
         self.start_rclone()
         why = self.wait_live(START_TIMEOUT)
         if why is not None:
             self.kill_rclone()
             if _mount_broken(self.ws.drive) or os.path.ismount(self.ws.drive):
                 _fusermount_unmount(self.ws.drive, lazy=True)
+            self.release()
             self.save(phase="failed", error=f"cannot mount {self.entry.spec}: {why}", hint=f"see {self.paths.rclone_log}")
             self.event("failed", reason=why)
             return 1
@@ -222,9 +342,9 @@ class MountKeeper(Keeper):
             self.save(phase="down", error=why)
             self.event("lost", reason=why)
             while not self.stop.is_set():
-                self.kill_rclone()
+                self.kill_rclone(grace=REMOUNT_KILL_GRACE)
                 if _mount_broken(self.ws.drive) or os.path.ismount(self.ws.drive):
-                    _fusermount_unmount(self.ws.drive, lazy=True)
+                    _fusermount_unmount(self.ws.drive, lazy=True, keep_guard=True)
                 self.start_rclone()
                 failed = self.wait_live(START_TIMEOUT)
                 if failed is None:
@@ -255,9 +375,15 @@ class MountKeeper(Keeper):
         self.kill_rclone()
         if _mount_broken(self.ws.drive) or os.path.ismount(self.ws.drive):
             _fusermount_unmount(self.ws.drive, lazy=True)
+        self.release()
         self.save(phase="detached", rclone_pid=None, rc=None)
         self.event("unmounted")
         return code
+
+    def release(self) -> None:
+        """drive/ is the plain local folder again: it takes writes."""
+        if not os.path.ismount(self.ws.drive):
+            _guard.release(self.ws.drive)
 
 
 def main(argv: list[str]) -> int:

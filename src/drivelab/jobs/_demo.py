@@ -85,12 +85,15 @@ def run_demo(
     init = init_workspace(root)
     ws = init.workspace
 
-    drive.attach(ws)  # the workspace's drive, local or remote (a no-op for the local default)
+    drive.attach(ws, user="demo")  # the workspace's drive, local or remote (a no-op for the local default)
     try:
         return _fetch_and_train(ws, init, started, recipe, epochs, run_name, mirrors, extra_args, on_stage, on_download, on_line)
     finally:
         # On success, failure or Ctrl+C: what the run wrote lands on the remote before we return.
-        drive.flush(ws)
+        try:
+            drive.flush(ws)
+        finally:
+            drive.release(ws)
 
 
 def _fetch_and_train(

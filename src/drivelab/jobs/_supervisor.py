@@ -16,7 +16,8 @@ process of its own started in a new session (``--detach``, see
   that resumes from its checkpoints may be killed any number of times; a
   command that exits with code 2 (a usage error) is never restarted;
 - keeps each attempt's last lines, for the report of a job that failed;
-- flushes the drive when the job ends, and only then records it as ended.
+- uses the drive for the job's life (a lab stopped meanwhile leaves it
+  attached), flushes it when the job ends, and only then records it as ended.
 """
 
 from __future__ import annotations
@@ -194,7 +195,15 @@ class _Supervisor:
         spec, ws = self.spec, self.ws
         from drivelab import drive
 
-        drive.attach(ws)
+        # Registered as a user of the drive for the job's life: a lab stopped meanwhile leaves it attached.
+        drive.attach(ws, user=f"job {spec.run}")
+        try:
+            return self._run()
+        finally:
+            drive.release(ws)
+
+    def _run(self) -> JobStatus:
+        spec, ws = self.spec, self.ws
         self.run_dir.mkdir(parents=True, exist_ok=True)
         command = spec.command(ws, self.run_dir)
         status = JobStatus(

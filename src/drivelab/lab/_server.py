@@ -3,7 +3,7 @@
 The server is the real JupyterLab (``python -m jupyterlab``, via ``_serve``), run as a child
 in its own session, so that a terminal's Ctrl+C reaches drivelab, which then
 stops it in order: server and kernels (SIGTERM; what outlives that is
-killed), then the drive (flushed and detached).
+killed), then the drive (flushed, and detached unless a job still uses it).
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ class LabServer:
         """Stop the server and its kernels, then flush and detach the drive.
 
         The server shuts its kernels down on SIGTERM; anything it started that
-        is still alive ``timeout`` seconds later is killed. Safe to call twice.
+        is still alive ``timeout`` seconds later is killed. While another
+        command (a job) still uses the drive, it is flushed and left attached
+        for it (``flush.detached`` is False). Safe to call twice.
         """
         if self._stopped is not None:
             return self._stopped
@@ -176,6 +178,17 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         _signal(pid, sig)
+
+
+def _existing_workspace(root: Path | str | None) -> Workspace | None:
+    """The workspace holding ``root`` (as :func:`_prepare_workspace` finds it), if there is one yet."""
+    if root is None:
+        root = os.environ.get(WORKSPACE_ENV) or Path.cwd()
+    try:
+        ws = find_workspace(root)
+    except WorkspaceError:
+        return None
+    return ws if ws.config_file.is_file() else None
 
 
 def _prepare_workspace(root: Path | str | None) -> InitResult:
@@ -275,6 +288,10 @@ def start_lab(
 
     started = time.monotonic()
     chosen_port, warnings = _check_address(ip, port)
+    # A remote drive is attached before the workspace is completed: what init fills in lands on
+    # the remote, not in the folder beneath the mount point (attaching would then refuse it).
+    existing = _existing_workspace(root)
+    state = drive.attach(existing, user="lab") if existing is not None else None
     init = _prepare_workspace(root)
     ws = init.workspace
     kernel = install_kernel(ws)
@@ -282,7 +299,8 @@ def start_lab(
     if os.name == "posix" and os.geteuid() == 0:
         warnings.append("running as root: code in notebooks runs as root too")
 
-    state = drive.attach(ws)
+    if state is None:
+        state = drive.attach(ws, user="lab")
     log = ws.state / "logs" / "lab.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [

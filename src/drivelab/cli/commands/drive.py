@@ -145,7 +145,7 @@ def mount(
     copy_local: Annotated[bool, typer.Option("--copy-local", help="drive/ holds local files: copy them to the remote first (local copies kept in .drivelab/local-drive/).")] = False,
     set_aside: Annotated[bool, typer.Option("--set-aside", help="drive/ holds local files: move them to .drivelab/local-drive/ without copying.")] = False,
     allow_non_empty: Annotated[bool, typer.Option("--allow-non-empty", help="Mount over local files in drive/ (hidden until unmount).")] = False,
-    cache: Annotated[Optional[str], typer.Option("--cache", help="VFS cache mode: writes (default), full (best for read-heavy data), minimal, off.")] = None,
+    cache: Annotated[Optional[str], typer.Option("--cache", help="VFS cache mode: full (default; keeps what is read, so reading it again downloads nothing), writes (caches only what is written), minimal, off.")] = None,
     cache_max_size: Annotated[Optional[str], typer.Option("--cache-max-size", help="Cap on the local cache, e.g. 10G (default).")] = None,
     dir_cache_time: Annotated[Optional[str], typer.Option("--dir-cache-time", help="How long folder listings are cached (default 1m): changes made elsewhere show up after this. Short times re-list big folders often.")] = None,
     read_only: Annotated[bool, typer.Option("--read-only", help="Attach read-only.")] = False,
@@ -210,22 +210,48 @@ def _say_flushed(result: FlushResult) -> None:
 
 @app.command("unmount")
 def unmount(
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Give up flushing after this many seconds (nothing is discarded).")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Return within this many seconds: uploads not landed by then stay in .drivelab/drive/cache and upload at the next mount.")] = 30.0,
+    force: Annotated[bool, typer.Option("--force", help="Unmount now, without waiting for uploads, even while a command uses the drive.")] = False,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Flush, then unmount the drive and stop its watchdog."""
+    """Flush, then unmount the drive and stop its watchdog; returns within --timeout (default 30 s).
+
+    When uploads have not all landed by then (the remote is unreachable, the
+    drive hung), or at once with --force, it unmounts anyway and says how many
+    are pending: they are kept in .drivelab/drive/cache and upload at the next
+    `drivelab drive mount` (exit code 1 unless --force).
+
+    Refuses while another command has the drive in use (`drivelab lab`, a
+    job): stop them first, or pass --force to unmount it under them.
+    """
     from drivelab.drive import detach
+    from drivelab.errors import FlushError
 
     ws = workspace_from(workspace)
     if json_output:
-        emit_json("drive.unmount", detach(ws, timeout=timeout).to_dict())
-        return
-    with console.status("flushing and unmounting the drive..."):
-        result = detach(ws, timeout=timeout)
-    _say_flushed(result)
-    if result.mode != "local":
-        console.print("unmounted")
+        result = detach(ws, timeout=timeout, force=force, when_used="refuse")
+        emit_json("drive.unmount", result.to_dict())
+    else:
+        with console.status("flushing and unmounting the drive..."):
+            result = detach(ws, timeout=timeout, force=force, when_used="refuse")
+        if result.forced:
+            console.print(f"[yellow]unmounted without waiting for uploads[/] ({escape(result.reason or '')})")
+        else:
+            _say_flushed(result)
+            if result.mode != "local":
+                console.print("unmounted")
+        if result.pending and force:
+            console.print(f"[yellow]{_uploads(result.pending)} pending[/]: kept in .drivelab/drive/cache; they upload at the next `drivelab drive mount`")
+    if result.pending and not force:
+        raise FlushError(
+            f"unmounted with {_uploads(result.pending)} pending: {result.reason or 'they did not land in time'}",
+            hint="nothing was discarded: they are kept in .drivelab/drive/cache and upload at the next mount (`drivelab drive mount`, then `drivelab drive flush`)",
+        )
+
+
+def _uploads(n: int) -> str:
+    return f"{n} upload{'' if n == 1 else 's'}"
 
 
 @app.command("status")
@@ -244,6 +270,8 @@ def status(workspace: WorkspaceOption = None, json_output: JsonOption = False) -
     console.print(f"drive: {escape(state.spec or '')} at {escape(str(state.path))}  mode {state.mode}  [{colour}]{state.phase}[/]")
     if state.live:
         console.print(f"  pending uploads {state.pending_uploads} ({state.uploading} uploading), cache {format_bytes(state.cache_bytes)} in {state.cache_files} files")
+    if state.users:
+        console.print("  in use by " + ", ".join(f"{escape(str(u.get('what')))} (pid {u.get('pid')})" for u in state.users))
     if state.remounts:
         console.print(f"  remounted {state.remounts} times by the watchdog")
     if state.last_event:

@@ -52,10 +52,8 @@ def lab(
     if stopped.killed:
         console.print(f"Killed {len(stopped.killed)} process(es) the server left behind.")
     flush = stopped.flush
-    console.print(
-        f"JupyterLab stopped. Drive flushed ({flush.files} file(s), {format_bytes(flush.bytes)} uploaded in {flush.seconds:.1f} s) and detached.",
-        soft_wrap=True,
-    )
+    left = "detached" if flush.detached else "left attached: in use by " + ", ".join(str(u.get("what")) for u in flush.users)
+    console.print(f"JupyterLab stopped. Drive flushed ({flush.files} file(s), {format_bytes(flush.bytes)} uploaded in {flush.seconds:.1f} s) and {left}.")
     if code is not None:
         console.print(f"[red]JupyterLab exited on its own with code {code}[/]; see {escape(str(server.log))}")
         raise typer.Exit(1)
