@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from drivelab.workspace import Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _guards import skip_or_fail  # noqa: E402
+from _waiting import wait_until  # noqa: E402
 from rclone_servers import S3Server  # noqa: E402
 from test_drive import FUSE_OK, FUSE_WHY, bucket_name, connect_s3, s3, wait_for_remount, ws  # noqa: E402,F401
 
@@ -113,16 +113,6 @@ def _fuse_and_flag(tmp_path: Path) -> None:
 @pytest.fixture
 def pending_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RCLONE_VFS_WRITE_BACK", WRITE_BACK)
-
-
-def wait_until(what: str, check: Callable[[], Any], within: float, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    pytest.fail(f"{what}: not within {within:.0f} s")
 
 
 def lines(path: Path) -> list[dict[str, Any]]:

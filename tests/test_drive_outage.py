@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from drivelab.workspace import Workspace, init_workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _guards import skip_or_fail  # noqa: E402
+from _waiting import wait_until  # noqa: E402
 from rclone_servers import S3Server, free_port  # noqa: E402
 
 DRIVELAB = [sys.executable, "-m", "drivelab"]
@@ -44,16 +45,6 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
     started = time.monotonic()
     done = subprocess.run([*DRIVELAB, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
     return done, time.monotonic() - started
-
-
-def wait_until(what: str, check: Callable[[], object], within: float, every: float = 0.1) -> object:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    pytest.fail(f"{what}: not within {within:.0f} s")
 
 
 def mounted(path: Path) -> bool:
