@@ -26,7 +26,7 @@ import pytest
 
 from drivelab import drive
 from drivelab.drive import _guard
-from drivelab.drive._attach import _mount_broken
+from drivelab.drive._host import mount_broken
 from drivelab.workspace import Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -262,7 +262,7 @@ def test_a_killed_watchdog_leaves_no_immutable_drive_behind(ws: Workspace, s3: S
     assert state.watchdog_pid and state.rclone_pid
     os.kill(state.watchdog_pid, signal.SIGKILL)
     os.kill(state.rclone_pid, signal.SIGKILL)  # as after a reboot: nothing keeps the drive
-    wait_until("the mount dead", lambda: _mount_broken(ws.drive), within=10)
+    wait_until("the mount dead", lambda: mount_broken(ws.drive), within=10)
     now = drive.status(ws)  # notices the stale mount and the protected folder beneath it
     assert now.phase == "detached" and not os.path.ismount(ws.drive)
     assert _guard.is_protected(ws.drive) is None

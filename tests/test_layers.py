@@ -70,3 +70,39 @@ def test_no_private_import_across_packages(path):
         if parts[0] != "drivelab" or len(parts) < 3 or not parts[2].startswith("_"):
             continue
         assert _package_of(name) == own, f"{module} imports {name}, a private module of another package"
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module -> the drivelab modules it imports, at the top or inside functions (not under TYPE_CHECKING)."""
+    modules = {"drivelab." + ".".join(p.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__"): p for p in MODULES}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+        targets: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets.update([node.module, *(f"{node.module}.{alias.name}" for alias in node.names)])
+            elif isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_no_import_cycle_inside_a_package():
+    """Within a package, module imports form no cycle, counting imports inside functions."""
+    graph = _module_graph()
+    package = {name: ".".join(name.split(".")[:2]) for name in graph}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph[start]:
+            if package[nxt] != package[goal] or nxt in seen:
+                continue
+            if nxt == goal or reaches(nxt, goal, seen | {nxt}):
+                return True
+        return False
+
+    cycles = sorted(name for name in graph if reaches(name, name, set()))
+    assert cycles == [], f"modules on an import cycle inside their package: {cycles}"

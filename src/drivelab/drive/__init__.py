@@ -30,10 +30,13 @@ from drivelab._lazy import lazy_exports
 from drivelab.errors import DriveError, FlushError, MountError, RcloneError, RemoteError
 
 _EXPORTS = {
-    "_attach": [
-        "DriveState", "FlushResult", "DetachResult", "attach", "detach", "flush", "release", "users", "status", "is_attached",
-        "fuse_available", "NO_FUSE_ENV",
-    ],
+    "_attach": ["attach"],
+    "_detach": ["detach"],
+    "_flush": ["flush"],
+    "_host": ["fuse_available", "NO_FUSE_ENV"],
+    "_results": ["FlushResult", "DetachResult"],
+    "_status": ["DriveState", "status", "is_attached"],
+    "_users": ["users", "release"],
     "_colab": ["mount", "flush_and_unmount"],
     "_copy": ["FolderListing", "has_remote", "list_folder", "copy_folder"],
     "_rclone": ["Rclone", "find_rclone", "MIN_VERSION"],
@@ -43,10 +46,14 @@ __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
 __all__ = [*_names, "DriveError", "FlushError", "MountError", "RcloneError", "RemoteError"]
 
 if TYPE_CHECKING:
-    from drivelab.drive._attach import (
-        NO_FUSE_ENV, DetachResult, DriveState, FlushResult, attach, detach, flush, fuse_available, is_attached, release, status, users,
-    )
+    from drivelab.drive._attach import attach
     from drivelab.drive._colab import flush_and_unmount, mount
     from drivelab.drive._copy import FolderListing, copy_folder, has_remote, list_folder
+    from drivelab.drive._detach import detach
+    from drivelab.drive._flush import flush
+    from drivelab.drive._host import NO_FUSE_ENV, fuse_available
     from drivelab.drive._rclone import MIN_VERSION, Rclone, find_rclone
     from drivelab.drive._remotes import REMOTE_TYPES, TYPE_NAMES, RemoteInfo, connect, import_remote, list_remotes, remove_remote
+    from drivelab.drive._results import DetachResult, FlushResult
+    from drivelab.drive._status import DriveState, is_attached, status
+    from drivelab.drive._users import release, users

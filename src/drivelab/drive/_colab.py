@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from drivelab.drive._attach import DriveState, FlushResult, attach, detach
+from drivelab.drive._attach import attach
+from drivelab.drive._detach import detach
+from drivelab.drive._results import FlushResult
+from drivelab.drive._status import DriveState
 from drivelab.errors import MountError, WorkspaceError
 from drivelab.workspace import Workspace, find_workspace
 

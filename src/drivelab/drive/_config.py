@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,3 +174,8 @@ def read_json(path: Path) -> dict[str, Any] | None:
 def write_private_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` atomically to a file only its owner can read."""
     write_text_atomic(path, json.dumps(data, indent=2) + "\n", private=True)
+
+
+def now_iso() -> str:
+    """The time now, UTC, as recorded in the drive's state and events."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")

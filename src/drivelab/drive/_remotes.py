@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from drivelab.drive._config import DrivePaths, RemoteEntry, load_settings, save_settings
+from drivelab.drive._local import restore_local_drive
 from drivelab.drive._rclone import FAST_FAIL, Rclone, classify_failure, find_rclone
+from drivelab.drive._status import is_attached
 from drivelab.errors import DriveError, RemoteError
 from drivelab.workspace import Workspace
 
@@ -265,8 +267,6 @@ def _forget(rclone: Rclone, conf: Path, name: str) -> None:
 
 
 def _is_attached(ws: Workspace) -> bool:
-    from drivelab.drive._attach import is_attached
-
     return is_attached(ws)
 
 
@@ -314,8 +314,6 @@ def remove_remote(ws: Workspace, name: str) -> RemoteInfo:
     del settings.remotes[name]
     if was_drive:
         settings.remote = None
-        from drivelab.drive._attach import restore_local_drive
-
         save_settings(ws, settings)
         restore_local_drive(ws)
     save_settings(ws, settings)

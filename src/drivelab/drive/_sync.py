@@ -16,10 +16,10 @@ import re
 import time
 from typing import Any
 
-from drivelab.drive._attach import FlushResult
-from drivelab.drive._config import DrivePaths, load_settings
+from drivelab.drive._config import DrivePaths, load_settings, now_iso
+from drivelab.drive._keeper import Keeper
 from drivelab.drive._rclone import classify_failure, find_rclone
-from drivelab.drive._watchdog import Keeper, _now
+from drivelab.drive._results import FlushResult
 from drivelab.errors import FlushError
 from drivelab.workspace import Workspace
 
@@ -134,7 +134,7 @@ class SyncKeeper(Keeper):
             stats, conflicts = _bisync(self.ws, resync=first or _needs_resync(self.paths))
         known = list(self.state.get("conflicts", []))
         known += [c for c in conflicts if c not in known]
-        self.save(last_sync=_now(), conflicts=known)
+        self.save(last_sync=now_iso(), conflicts=known)
         if stats.get("transfers") or conflicts:
             self.event("synced", files=int(stats.get("transfers", 0)), bytes=int(stats.get("bytes", 0)), conflicts=conflicts)
 

@@ -48,14 +48,16 @@ from pathlib import Path
 from typing import Any
 
 from drivelab.drive import _guard
-from drivelab.drive._attach import _ensure_folders, _fusermount_unmount, _mount_broken
-from drivelab.drive._config import DrivePaths, DriveSettings, load_settings, write_private_json
+from drivelab.drive._config import DriveSettings, load_settings
+from drivelab.drive._flush import flush_mount
+from drivelab.drive._host import clear_dead_mount, mount_broken, unmount
+from drivelab.drive._keeper import Keeper, log
+from drivelab.drive._local import ensure_folders
 from drivelab.drive._rc import RcClient
 from drivelab.drive._rclone import Rclone, classify_failure, find_rclone
+from drivelab.drive._sync import SyncKeeper
 from drivelab.errors import DrivelabError, RcloneError
 from drivelab.workspace import Workspace
-
-log = logging.getLogger("drivelab.drive.watchdog")
 
 CHECK_EVERY = 0.5
 HUNG_AFTER = 10.0
@@ -83,7 +85,7 @@ def _stat_within(path: Path, timeout: float) -> str:
     result: list[str] = []
 
     def probe() -> None:
-        result.append("broken" if _mount_broken(path) else "ok")
+        result.append("broken" if mount_broken(path) else "ok")
 
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
@@ -107,44 +109,10 @@ def _stamp() -> str:
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Keeper:
-    def __init__(self, ws: Workspace, settings: DriveSettings, request: dict[str, Any]) -> None:
-        self.ws = ws
-        self.paths = DrivePaths(ws)
-        self.settings = settings
-        self.entry = settings.remotes[settings.remote or ""]
-        self.request = request
-        self.stop = threading.Event()
-        self.state: dict[str, Any] = {
-            "watchdog_pid": os.getpid(),
-            "mode": request["mode"],
-            "remote": settings.remote,
-            "spec": self.entry.spec,
-            "phase": "starting",
-            "started": _now(),
-            "remounts": 0,
-            "notices": request.get("notices", []),
-        }
-
-    def save(self, **changes: Any) -> None:
-        self.state.update(changes)
-        write_private_json(self.paths.state, self.state)
-
-    def event(self, kind: str, **detail: Any) -> None:
-        record = {"time": _now(), "event": kind, **detail}
-        log.info("%s %s", kind, detail)
-        with open(self.paths.events, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
 
 
 class MountKeeper(Keeper):
@@ -183,7 +151,7 @@ class MountKeeper(Keeper):
 
     def protect(self) -> None:
         """Keep the folder beneath the mount point from taking writes; say once which protection is in force."""
-        if os.path.ismount(self.ws.drive) or _mount_broken(self.ws.drive):
+        if os.path.ismount(self.ws.drive) or mount_broken(self.ws.drive):
             return
         guard = _guard.protect(self.ws.drive)
         if guard != self.guard:
@@ -292,7 +260,7 @@ class MountKeeper(Keeper):
                 if not self.settings.read_only:
                     # Object stores keep no empty folders: colab/, dataset/, runs/ are always there.
                     with contextlib.suppress(OSError):
-                        _ensure_folders(self.ws.drive)
+                        ensure_folders(self.ws.drive)
                 return None
             time.sleep(0.05)
         return f"the mount did not come up within {timeout:.0f} s"
@@ -324,8 +292,7 @@ class MountKeeper(Keeper):
         why = self.wait_live(START_TIMEOUT)
         if why is not None:
             self.kill_rclone()
-            if _mount_broken(self.ws.drive) or os.path.ismount(self.ws.drive):
-                _fusermount_unmount(self.ws.drive, lazy=True)
+            clear_dead_mount(self.ws.drive)
             self.release()
             self.save(phase="failed", error=f"cannot mount {self.entry.spec}: {why}", hint=f"see {self.paths.rclone_log}")
             self.event("failed", reason=why)
@@ -343,8 +310,7 @@ class MountKeeper(Keeper):
             self.event("lost", reason=why)
             while not self.stop.is_set():
                 self.kill_rclone(grace=REMOUNT_KILL_GRACE)
-                if _mount_broken(self.ws.drive) or os.path.ismount(self.ws.drive):
-                    _fusermount_unmount(self.ws.drive, lazy=True, keep_guard=True)
+                clear_dead_mount(self.ws.drive, keep_guard=True)
                 self.start_rclone()
                 failed = self.wait_live(START_TIMEOUT)
                 if failed is None:
@@ -361,20 +327,17 @@ class MountKeeper(Keeper):
         code = 0
         if self.proc and self.proc.poll() is None and self.state.get("phase") == "live":
             try:
-                from drivelab.drive._attach import _flush_mount
-
-                result = _flush_mount(self.ws, self.state, None, None)
+                result = flush_mount(self.ws, self.state, None, None)
                 if result.files:
                     self.event("flushed", files=result.files, bytes=result.bytes)
             except DrivelabError as exc:
                 code = 1
                 self.event("flush-failed", reason=exc.message)
-        if not _fusermount_unmount(self.ws.drive):
+        if not unmount(self.ws.drive):
             with contextlib.suppress(RcloneError):
                 self.rc.call("core/quit", timeout=5.0)
         self.kill_rclone()
-        if _mount_broken(self.ws.drive) or os.path.ismount(self.ws.drive):
-            _fusermount_unmount(self.ws.drive, lazy=True)
+        clear_dead_mount(self.ws.drive)
         self.release()
         self.save(phase="detached", rclone_pid=None, rc=None)
         self.event("unmounted")
@@ -393,8 +356,6 @@ def main(argv: list[str]) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per rc call otherwise
     settings = load_settings(ws)
     if request["mode"] == "sync":
-        from drivelab.drive._sync import SyncKeeper
-
         keeper: Keeper = SyncKeeper(ws, settings, request)
     else:
         keeper = MountKeeper(ws, settings, request)

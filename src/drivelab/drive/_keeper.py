@@ -1,0 +1,44 @@
+"""What both kinds of watchdog share: the state they record in ``state.json`` and the events they append."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from drivelab.drive._config import DrivePaths, DriveSettings, now_iso, write_private_json
+from drivelab.drive._status import append_event
+from drivelab.workspace import Workspace
+
+__all__ = ["Keeper", "log"]
+
+log = logging.getLogger("drivelab.drive.watchdog")
+
+
+class Keeper:
+    def __init__(self, ws: Workspace, settings: DriveSettings, request: dict[str, Any]) -> None:
+        self.ws = ws
+        self.paths = DrivePaths(ws)
+        self.settings = settings
+        self.entry = settings.remotes[settings.remote or ""]
+        self.request = request
+        self.stop = threading.Event()
+        self.state: dict[str, Any] = {
+            "watchdog_pid": os.getpid(),
+            "mode": request["mode"],
+            "remote": settings.remote,
+            "spec": self.entry.spec,
+            "phase": "starting",
+            "started": now_iso(),
+            "remounts": 0,
+            "notices": request.get("notices", []),
+        }
+
+    def save(self, **changes: Any) -> None:
+        self.state.update(changes)
+        write_private_json(self.paths.state, self.state)
+
+    def event(self, kind: str, **detail: Any) -> None:
+        log.info("%s %s", kind, detail)
+        append_event(self.paths, kind, **detail)
