@@ -190,6 +190,7 @@ def test_unmount_with_the_server_gone_returns_in_time_and_the_next_mount_uploads
     own_s3.stop()
     payload = os.urandom(120_000)
     (ws.drive / "runs" / "pending.bin").write_bytes(payload)
+    wait_until("the file queued for upload", lambda: drive.status(ws).pending_uploads == 1, within=10)
 
     done, took = cli("drive", "unmount", "--timeout", "6", "-w", str(ws.root))
     out = done.stdout + done.stderr
@@ -217,7 +218,9 @@ def test_unmount_of_a_hung_rclone_returns_within_its_timeout(ws: Workspace, s3: 
     backing = connect(ws, s3)
     state = drive.attach(ws, "box", local_files="set-aside")
     payload = os.urandom(50_000)
-    (ws.drive / "runs" / "hung.bin").write_bytes(payload)  # queued: the write-back delay has not passed
+    (ws.drive / "runs" / "hung.bin").write_bytes(payload)
+    # Queued (the write-back delay has not passed), so rclone has recorded it in its cache's metadata.
+    wait_until("the file queued for upload", lambda: drive.status(ws).pending_uploads == 1, within=10)
     hung = state.rclone_pid
     os.kill(hung, signal.SIGSTOP)  # alive, but neither the mount nor its rc API answers
     try:
@@ -261,6 +264,7 @@ def test_forced_unmount_keeps_the_cache_for_the_next_mount(ws: Workspace, own_s3
     listed_before_the_outage(ws)
     own_s3.stop()
     (ws.drive / "runs" / "forced.txt").write_text("kept in the cache")
+    wait_until("the file queued for upload", lambda: drive.status(ws).pending_uploads == 1, within=10)
     os.kill(state.watchdog_pid, signal.SIGKILL)  # and the watchdog gone too
 
     done, took = cli("drive", "unmount", "--force", "-w", str(ws.root))
