@@ -17,9 +17,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
+from drivelab._background import ProcessExited, ReadyTimeout, spawn, stop, wait_ready
 from drivelab.drive import _guard
 from drivelab.drive._config import CACHE_MODES, MODES, DrivePaths, load_settings, read_json, save_settings
 from drivelab.drive._host import clear_dead_mount, fuse_available
@@ -148,38 +148,27 @@ def _start_watchdog(ws: Workspace, paths: DrivePaths, mode: str, allow_non_empty
     if not os.path.ismount(ws.drive):
         _guard.release(ws.drive)  # left by a watchdog that was killed; a mount's watchdog sets it again
     request = {"mode": mode, "allow_non_empty": allow_non_empty, "notices": notices}
-    log = open(paths.watchdog_log, "ab")
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "drivelab.drive._watchdog", str(ws.root), json.dumps(request)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # survives the terminal, and Ctrl+C in it
-            close_fds=True,
-        )
-    finally:
-        log.close()
-    # The first sync copies the whole remote: it takes as long as it takes while the watchdog lives.
-    deadline = time.monotonic() + (timeout if mode == "mount" else float("inf"))
-    while True:
+    # Its own session: it survives the terminal, and Ctrl+C in it.
+    proc = spawn([sys.executable, "-m", "drivelab.drive._watchdog", str(ws.root), json.dumps(request)], log=paths.watchdog_log)
+
+    def live() -> bool | None:
         state = read_json(paths.state)
-        if state and state.get("watchdog_pid") == proc.pid:
-            if state.get("phase") == "live":
-                return
-            if state.get("phase") == "failed":
-                proc.wait(timeout=30)
-                raise MountError(state.get("error") or "the drive could not be attached", hint=state.get("hint") or "see .drivelab/drive/rclone.log")
-        code = proc.poll()
-        if code is not None:
-            state = read_json(paths.state) or {}
-            raise MountError(
-                state.get("error") or f"the drive's watchdog exited with code {code}",
-                hint=state.get("hint") or f"see {paths.watchdog_log}",
-            )
-        if time.monotonic() > deadline:
-            proc.terminate()
+        if not state or state.get("watchdog_pid") != proc.pid:
+            return None
+        if state.get("phase") == "failed":
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=30)
-            raise MountError(f"the drive did not become live within {timeout:.0f} s", hint=f"see {paths.rclone_log}; pass a longer --timeout for slow remotes")
-        time.sleep(0.05)
+            raise MountError(state.get("error") or "the drive could not be attached", hint=state.get("hint") or "see .drivelab/drive/rclone.log")
+        return True if state.get("phase") == "live" else None
+
+    try:
+        # The first sync copies the whole remote: it takes as long as it takes while the watchdog lives.
+        wait_ready(proc, live, timeout=timeout if mode == "mount" else None)
+    except ProcessExited as exc:
+        state = read_json(paths.state) or {}
+        raise MountError(
+            state.get("error") or f"the drive's watchdog exited with code {exc.code}", hint=state.get("hint") or f"see {paths.watchdog_log}"
+        ) from None
+    except ReadyTimeout:
+        stop(proc.pid, grace=30)
+        raise MountError(f"the drive did not become live within {timeout:.0f} s", hint=f"see {paths.rclone_log}; pass a longer --timeout for slow remotes") from None

@@ -9,10 +9,11 @@ import subprocess
 import time
 from typing import Any
 
+from drivelab._background import pid_alive, stop, wait_gone
 from drivelab.drive import _guard
 from drivelab.drive._config import DrivePaths, load_settings, read_json, write_private_json
 from drivelab.drive._flush import flush, flush_mount, pending_in_cache
-from drivelab.drive._host import mount_broken, mount_table_has, pid_alive, rclone_alive, unmount, wait_gone
+from drivelab.drive._host import mount_broken, mount_table_has, rclone_alive, unmount
 from drivelab.drive._results import DetachResult, FlushResult
 from drivelab.drive._status import append_event, watchdog_state
 from drivelab.drive._sync import sync_now
@@ -32,18 +33,10 @@ def _stop_now(ws: Workspace, raw: dict[str, Any]) -> None:
     paths = DrivePaths(ws)
     watchdog = raw.get("watchdog_pid")
     if isinstance(watchdog, int) and pid_alive(watchdog):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(watchdog, signal.SIGKILL)  # first: it would start rclone again
-        wait_gone(lambda: pid_alive(watchdog), 3.0)
+        stop(watchdog, grace=0)  # killed first: it would start rclone again
     rclone = raw.get("rclone_pid")
     if rclone_alive(ws, rclone):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(rclone, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-            os.kill(rclone, signal.SIGTERM)
-        if not wait_gone(lambda: pid_alive(rclone), 1.0):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(rclone, signal.SIGKILL)
-            wait_gone(lambda: pid_alive(rclone), 3.0)
+        stop(rclone, grace=1.0)
     if mount_table_has(ws.drive):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             unmount(ws.drive, lazy=True)
@@ -133,7 +126,7 @@ def detach(ws: Workspace, *, timeout: float | None = None, force: bool = False, 
             os.kill(pid, signal.SIGTERM)
         wait = left()
         if not wait_gone(lambda: pid_alive(pid), 120.0 if wait is None else wait):
-            reason = "the watchdog did not stop in time"
+            reason = "the watchdog did not stop in time"  # _stop_now below kills it
     if reason is not None or rclone_left:
         _stop_now(ws, read_json(paths.state) or raw)
     elif mount_table_has(ws.drive):

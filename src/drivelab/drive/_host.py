@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from drivelab._background import pid_alive
 from drivelab.drive import _guard
 from drivelab.workspace import Workspace
 
-__all__ = ["clear_dead_mount", "rclone_alive", "NO_FUSE_ENV", "fuse_available", "pid_alive", "mount_broken", "mount_table_has", "unmount", "wait_gone"]
+__all__ = ["clear_dead_mount", "rclone_alive", "NO_FUSE_ENV", "fuse_available", "mount_broken", "mount_table_has", "unmount"]
 
 
 NO_FUSE_ENV = "DRIVELAB_NO_FUSE"
@@ -39,27 +37,6 @@ def fuse_available() -> tuple[bool, str]:
     if not (shutil.which("fusermount3") or shutil.which("fusermount")):
         return False, "fusermount3 is not installed (Debian/Ubuntu: apt-get install fuse3)"
     return True, ""
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this very process is not alive.
-    with contextlib.suppress(ChildProcessError, OSError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def mount_broken(path: Path) -> bool:
@@ -106,15 +83,6 @@ def clear_dead_mount(path: Path, *, keep_guard: bool = False) -> None:
     """Lazily unmount whatever is mounted at ``path``, dead or alive (see :func:`unmount` for ``keep_guard``)."""
     if mount_broken(path) or os.path.ismount(path):
         unmount(path, lazy=True, keep_guard=keep_guard)
-
-
-def wait_gone(alive: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def rclone_alive(ws: Workspace, pid: Any) -> bool:

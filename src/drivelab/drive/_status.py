@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivelab._background import pid_alive
 from drivelab.drive import _guard
 from drivelab.drive._config import DrivePaths, load_settings, now_iso, read_json
-from drivelab.drive._host import mount_broken, pid_alive, unmount
+from drivelab.drive._host import mount_broken, unmount
 from drivelab.drive._rc import RcClient
 from drivelab.drive._users import users
 from drivelab.errors import RcloneError

@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from drivelab._background import stop
 from drivelab.drive import _guard
 from drivelab.drive._config import DriveSettings, load_settings
 from drivelab.drive._flush import flush_mount
@@ -277,14 +278,8 @@ class MountKeeper(Keeper):
 
     def kill_rclone(self, grace: float = 10.0) -> None:
         if self.proc and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop(self.proc.pid, grace=grace)
+            self.proc.wait()
 
     def run(self) -> int:
         self.save()  # whoever finds drive/ protected also finds this live watchdog

@@ -6,11 +6,11 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from drivelab._background import ProcessExited, ReadyTimeout, spawn, wait_ready
 from drivelab.errors import JobError, JobNotFoundError, JobRunningError
 from drivelab.jobs._spec import JobSpec, default_run_name
 from drivelab.jobs._status import JobStatus, is_alive, log_path, read_status, status_path, write_status
@@ -38,30 +38,23 @@ def start_detached(ws: Workspace, spec: JobSpec, *, timeout: float = 30.0) -> Jo
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = [spec.python, "-m", "drivelab.jobs._supervisor", str(ws.root), json.dumps(spec.to_dict())]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIVELAB_RUN_", "DRIVELAB_RESTART_"))}
-    with open(log_path(run_dir), "ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            cwd=ws.root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # no terminal: closing it does not reach the job
-        )
-    deadline = time.monotonic() + timeout
-    while True:
+    # No terminal: closing it does not reach the job.
+    proc = spawn(argv, log=log_path(run_dir), cwd=ws.root, env=env)
+
+    def started() -> JobStatus | None:
         with contextlib.suppress(JobNotFoundError):
             status = read_status(ws, spec.run)
             if status.supervisor_pid == proc.pid:
-                # It wrote its status; pid() is the command's, once started.
-                return status
-        code = proc.poll()
-        if code is not None:
-            tail = "\n".join(read_log(ws, spec.run, tail=10).splitlines()) if log_path(run_dir).exists() else ""
-            raise JobError(f"the job's supervisor exited at once ({code}); the log ends:\n{tail}", hint=f"see {log_path(run_dir)}")
-        if time.monotonic() > deadline:
-            raise JobError(f"the job {spec.run!r} did not start within {timeout:.0f} s", hint=f"see {log_path(run_dir)}")
-        time.sleep(0.02)
+                return status  # it wrote its status; pid() is the command's, once started
+        return None
+
+    try:
+        return wait_ready(proc, started, timeout=timeout, poll=0.02)
+    except ProcessExited as exc:
+        tail = "\n".join(read_log(ws, spec.run, tail=10).splitlines()) if log_path(run_dir).exists() else ""
+        raise JobError(f"the job's supervisor exited at once ({exc.code}); the log ends:\n{tail}", hint=f"see {log_path(run_dir)}") from None
+    except ReadyTimeout:
+        raise JobError(f"the job {spec.run!r} did not start within {timeout:.0f} s", hint=f"see {log_path(run_dir)}") from None
 
 
 def list_jobs(ws: Workspace) -> list[JobStatus]:

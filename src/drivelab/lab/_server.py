@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivelab._background import ProcessExited, ReadyTimeout, spawn, wait_ready
 from drivelab.errors import LabError, WorkspaceError
 from drivelab.lab._kernelspec import install_kernel
 from drivelab.workspace import WORKSPACE_ENV, InitResult, Workspace, find_workspace, init_workspace
@@ -321,27 +322,24 @@ def start_lab(
     jupyter_path = [str(kernel.jupyter_path), *[p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]]
     # The token travels in the environment, never on a command line that `ps` shows.
     env = {**os.environ, TOKEN_ENV: token, "JUPYTER_PATH": os.pathsep.join(jupyter_path), WORKSPACE_ENV: str(ws.root)}
-    with log.open("ab") as out:
-        out.write(f"--- drivelab lab {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(argv)}\n".encode())
-        out.flush()
-        process = subprocess.Popen(argv, cwd=ws.root, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    process = spawn(argv, log=log, cwd=ws.root, env=env, header=f"--- drivelab lab {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(argv)}")
     server = LabServer(
         workspace=ws, ip=ip, port=chosen_port, token=token, pid=process.pid, log=log,
         drive=state, init=init, seconds=0.0, warnings=warnings, _process=process,
     )  # fmt: skip
     try:
-        while not _answering(server.url, token):
-            if process.poll() is not None:
-                raise LabError(
-                    f"JupyterLab exited with code {process.returncode} before it answered; the end of its log ({log}):\n{_tail(log)}",
-                    hint="fix what the log says, or run `drivelab doctor`",
-                )
-            if time.monotonic() - started > timeout:
-                raise LabError(
-                    f"JupyterLab did not answer on {server.url} within {timeout:.0f} s; the end of its log ({log}):\n{_tail(log)}",
-                    hint="the machine may be overloaded; try again",
-                )
-            time.sleep(0.05)
+        try:
+            wait_ready(process, lambda: _answering(server.url, token) or None, timeout=max(0.0, timeout - (time.monotonic() - started)))
+        except ProcessExited as exc:
+            raise LabError(
+                f"JupyterLab exited with code {exc.code} before it answered; the end of its log ({log}):\n{_tail(log)}",
+                hint="fix what the log says, or run `drivelab doctor`",
+            ) from None
+        except ReadyTimeout:
+            raise LabError(
+                f"JupyterLab did not answer on {server.url} within {timeout:.0f} s; the end of its log ({log}):\n{_tail(log)}",
+                hint="the machine may be overloaded; try again",
+            ) from None
     except BaseException:
         server.stop(timeout=10)
         raise
