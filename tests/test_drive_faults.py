@@ -315,4 +315,4 @@ def test_files_found_beneath_the_mount_point_are_kept_before_a_remount(ws: Works
     assert kept["files"] == ["b.txt", "runs"]
     assert (Path(kept["kept_in"]) / "b.txt").read_text() == "written while the mount was down, with no protection"
     assert (Path(kept["kept_in"]) / "runs" / "c.txt").read_text() == "also"
-    assert any("kept in" in n for n in keeper.state["notices"])
+    assert any("kept in" in n for n in keeper.state.notices)

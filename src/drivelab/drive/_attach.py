@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from drivelab._background import ProcessExited, ReadyTimeout, spawn, stop, wait_ready
 from drivelab.drive import _guard
-from drivelab.drive._config import CACHE_MODES, MODES, DrivePaths, load_settings, read_json, save_settings
+from drivelab.drive._config import CACHE_MODES, MODES, DrivePaths, WatchdogState, load_settings, read_watchdog_state, save_settings
 from drivelab.drive._host import clear_dead_mount, fuse_available
 from drivelab.drive._local import LOCAL_FILE_CHOICES, ensure_folders, handle_local_files
 from drivelab.drive._remotes import get_remote
@@ -86,7 +86,7 @@ def attach(
     if remote is not None:
         get_remote(ws, remote)  # a clear error for an unknown name
     current = watchdog_state(ws)
-    if current is not None and current.get("phase") in ("live", "down", "starting"):
+    if current is not None and current.phase in ("live", "down", "starting"):
         if remote is None or remote == settings.remote:
             if user:
                 hold(ws, user)
@@ -152,23 +152,21 @@ def _start_watchdog(ws: Workspace, paths: DrivePaths, mode: str, allow_non_empty
     proc = spawn([sys.executable, "-m", "drivelab.drive._watchdog", str(ws.root), json.dumps(request)], log=paths.watchdog_log)
 
     def live() -> bool | None:
-        state = read_json(paths.state)
-        if not state or state.get("watchdog_pid") != proc.pid:
+        state = read_watchdog_state(paths)
+        if state is None or state.watchdog_pid != proc.pid:
             return None
-        if state.get("phase") == "failed":
+        if state.phase == "failed":
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=30)
-            raise MountError(state.get("error") or "the drive could not be attached", hint=state.get("hint") or "see .drivelab/drive/rclone.log")
-        return True if state.get("phase") == "live" else None
+            raise MountError(state.error or "the drive could not be attached", hint=state.hint or "see .drivelab/drive/rclone.log")
+        return True if state.phase == "live" else None
 
     try:
         # The first sync copies the whole remote: it takes as long as it takes while the watchdog lives.
         wait_ready(proc, live, timeout=timeout if mode == "mount" else None)
     except ProcessExited as exc:
-        state = read_json(paths.state) or {}
-        raise MountError(
-            state.get("error") or f"the drive's watchdog exited with code {exc.code}", hint=state.get("hint") or f"see {paths.watchdog_log}"
-        ) from None
+        state = read_watchdog_state(paths) or WatchdogState()
+        raise MountError(state.error or f"the drive's watchdog exited with code {exc.code}", hint=state.hint or f"see {paths.watchdog_log}") from None
     except ReadyTimeout:
         stop(proc.pid, grace=30)
         raise MountError(f"the drive did not become live within {timeout:.0f} s", hint=f"see {paths.rclone_log}; pass a longer --timeout for slow remotes") from None

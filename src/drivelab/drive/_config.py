@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +179,47 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
 def now_iso() -> str:
     """The time now, UTC, as recorded in the drive's state and events."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class WatchdogState:
+    """What the watchdog records in ``.drivelab/drive/state.json`` (mode 0600: it holds the rc password).
+
+    Written by the watchdog only; read by status, flush and detach. Keys a
+    newer drivelab wrote and this one does not know are kept in ``extra``.
+    """
+
+    watchdog_pid: int | None = None
+    mode: str = "mount"
+    remote: str | None = None
+    spec: str | None = None
+    phase: str = "starting"
+    """``starting``, ``live``, ``down`` (being brought back), ``failed`` or ``detached``."""
+    started: str | None = None
+    remounts: int = 0
+    notices: list[str] = field(default_factory=list)
+    rclone_pid: int | None = None
+    rc: dict[str, str] | None = None
+    """rclone's rc API: ``url``, ``user``, ``password``."""
+    error: str | None = None
+    hint: str | None = None
+    protection: str | None = None
+    """How the folder beneath the mount is kept from taking writes (see ``_guard``)."""
+    last_sync: str | None = None
+    conflicts: list[Any] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WatchdogState:
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in data.items() if k in known}, extra={k: v for k, v in data.items() if k not in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**self.extra, **data}
+
+
+def read_watchdog_state(paths: DrivePaths) -> WatchdogState | None:
+    """What ``state.json`` holds, or None when there is none (or it cannot be read)."""
+    data = read_json(paths.state)
+    return WatchdogState.from_dict(data) if data else None

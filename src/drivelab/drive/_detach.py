@@ -7,11 +7,12 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from typing import Any
 
 from drivelab._background import pid_alive, stop, wait_gone
 from drivelab.drive import _guard
-from drivelab.drive._config import DrivePaths, load_settings, read_json, write_private_json
+from drivelab.drive._config import DrivePaths, WatchdogState, load_settings, read_watchdog_state, write_private_json
 from drivelab.drive._flush import flush, flush_mount, pending_in_cache
 from drivelab.drive._host import mount_broken, mount_table_has, rclone_alive, unmount
 from drivelab.drive._results import DetachResult, FlushResult
@@ -24,25 +25,23 @@ from drivelab.workspace import Workspace
 __all__ = ["detach", "flush_fields"]
 
 
-def _stop_now(ws: Workspace, raw: dict[str, Any]) -> None:
+def _stop_now(ws: Workspace, raw: WatchdogState | None) -> None:
     """Stop the watchdog and rclone without waiting for uploads, and unmount; the cache stays as it is.
 
     Every step is bounded: the watchdog and rclone are killed, not asked; ``drive/`` is
     unmounted lazily once rclone is gone, so nothing blocks on a mount that no longer answers.
     """
     paths = DrivePaths(ws)
-    watchdog = raw.get("watchdog_pid")
-    if isinstance(watchdog, int) and pid_alive(watchdog):
-        stop(watchdog, grace=0)  # killed first: it would start rclone again
-    rclone = raw.get("rclone_pid")
-    if rclone_alive(ws, rclone):
-        stop(rclone, grace=1.0)
+    if raw is not None and raw.watchdog_pid and pid_alive(raw.watchdog_pid):
+        stop(raw.watchdog_pid, grace=0)  # killed first: it would start rclone again
+    if raw is not None and raw.rclone_pid and rclone_alive(ws, raw.rclone_pid):
+        stop(raw.rclone_pid, grace=1.0)
     if mount_table_has(ws.drive):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             unmount(ws.drive, lazy=True)
-    if raw:
+    if raw is not None:
         with contextlib.suppress(OSError):
-            write_private_json(paths.state, {**raw, "phase": "detached", "rclone_pid": None, "rc": None})
+            write_private_json(paths.state, replace(raw, phase="detached", rclone_pid=None, rc=None).to_dict())
 
 
 def detach(ws: Workspace, *, timeout: float | None = None, force: bool = False, when_used: str = "keep") -> DetachResult:
@@ -74,17 +73,17 @@ def detach(ws: Workspace, *, timeout: float | None = None, force: bool = False, 
     deadline = None if timeout is None else start + timeout
     paths = DrivePaths(ws)
     cache = str(paths.cache)
-    raw = read_json(paths.state) or {}
+    raw = read_watchdog_state(paths)
     state = watchdog_state(ws)
-    mode = str((state or raw).get("mode") or settings.mode)
-    rclone_left = state is None and rclone_alive(ws, raw.get("rclone_pid"))
+    mode = (state or raw).mode if (state or raw) is not None else settings.mode
+    rclone_left = state is None and raw is not None and rclone_alive(ws, raw.rclone_pid)
     if state is None and not rclone_left:
         # Nothing keeps the drive: only a mount left behind to clean up.
         if mount_table_has(ws.drive) or mount_broken(ws.drive):
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 unmount(ws.drive, lazy=True)
         elif ws.drive.is_dir():
-                    _guard.release(ws.drive)  # the plain folder takes writes again
+            _guard.release(ws.drive)  # the plain folder takes writes again
         pending = pending_in_cache(paths) if mode == "mount" else 0
         return DetachResult(mode=mode, pending=pending, cache=cache if pending else None, seconds=time.monotonic() - start)
 
@@ -95,7 +94,7 @@ def detach(ws: Workspace, *, timeout: float | None = None, force: bool = False, 
                 f"the drive is in use by {describe_users(others)}",
                 hint="stop them first (Ctrl+C the lab, `drivelab jobs stop RUN`), or pass --force to unmount it under them: their writes to drive/ then fail",
             )
-        if state is not None and state.get("mode") == "mount":
+        if state is not None and state.mode == "mount":
             # What was written until now; the others keep writing, and flush their own files when they end.
             flushed = flush_mount(ws, state, timeout, None, queued_now=True)
         else:
@@ -113,22 +112,22 @@ def detach(ws: Workspace, *, timeout: float | None = None, force: bool = False, 
         if budget is not None:
             budget = max(0.5, budget - min(5.0, budget * 0.25))
         try:
-            if state is not None and state.get("mode") == "sync":
-                            flushed = sync_now(ws, timeout=budget)
+            if state is not None and state.mode == "sync":
+                flushed = sync_now(ws, timeout=budget)
             else:
-                flushed = flush_mount(ws, state or raw, budget, None)
+                flushed = flush_mount(ws, state or raw or WatchdogState(), budget, None)
         except DriveError as exc:
             reason = exc.message
     if reason is None and state is not None:
         # Everything landed: the watchdog stops in order (it flushes once more, unmounts, stops rclone).
-        pid = int(state["watchdog_pid"])
+        pid = int(state.watchdog_pid or 0)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         wait = left()
         if not wait_gone(lambda: pid_alive(pid), 120.0 if wait is None else wait):
             reason = "the watchdog did not stop in time"  # _stop_now below kills it
     if reason is not None or rclone_left:
-        _stop_now(ws, read_json(paths.state) or raw)
+        _stop_now(ws, read_watchdog_state(paths) or raw)
     elif mount_table_has(ws.drive):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             if not unmount(ws.drive):
@@ -141,9 +140,9 @@ def detach(ws: Workspace, *, timeout: float | None = None, force: bool = False, 
     if reason is not None:
         append_event(paths, "unmounted", forced=True, pending=pending, reason=reason)
         return result
-    final = read_json(paths.state) or {}
-    if final.get("error") and final.get("phase") == "failed":
-        raise DriveError(f"the drive stopped with an error: {final['error']}", hint=final.get("hint"))
+    final = read_watchdog_state(paths)
+    if final is not None and final.error and final.phase == "failed":
+        raise DriveError(f"the drive stopped with an error: {final.error}", hint=final.hint)
     return result
 
 

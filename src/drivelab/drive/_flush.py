@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from drivelab.drive._config import DrivePaths, load_settings
+from drivelab.drive._config import DrivePaths, WatchdogState, load_settings
 from drivelab.drive._host import rclone_alive
 from drivelab.drive._rc import RcClient, RcUnavailable
 from drivelab.drive._results import FlushResult
@@ -37,13 +37,13 @@ def flush(ws: Workspace, *, timeout: float | None = None, on_progress: Callable[
     state = watchdog_state(ws)
     if state is None:
         return FlushResult(mode=settings.mode)
-    if state.get("mode") == "sync":
+    if state.mode == "sync":
         return sync_now(ws, timeout=timeout)
     return flush_mount(ws, state, timeout, on_progress)
 
 
 def flush_mount(
-    ws: Workspace, state: dict[str, Any], timeout: float | None, on_progress: Callable[[int, int], None] | None, *, queued_now: bool = False,
+    ws: Workspace, state: WatchdogState, timeout: float | None, on_progress: Callable[[int, int], None] | None, *, queued_now: bool = False,
 ) -> FlushResult:
     """Wait until nothing is queued or uploading; with ``queued_now``, only until what is queued now has landed
     (another command may keep writing: its own flush waits for its files)."""
@@ -69,7 +69,7 @@ def flush_mount(
             stats = client.call("vfs/stats", timeout=call_timeout(10.0)).get("diskCache", {})
         except RcloneError as exc:
             fresh = watchdog_state(ws)
-            if fresh is None and not rclone_alive(ws, state.get("rclone_pid")):
+            if fresh is None and not rclone_alive(ws, state.rclone_pid):
                 raise FlushError("the drive was detached while flushing", hint=f"files not yet uploaded stay in {CACHE_SHOWN} and upload at the next mount") from exc
             client = RcClient.from_state(fresh or state) or client
             if timeout is None and time.monotonic() - stalled_since > 600:

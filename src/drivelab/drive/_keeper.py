@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import replace
 from typing import Any
 
-from drivelab.drive._config import DrivePaths, DriveSettings, now_iso, write_private_json
+from drivelab.drive._config import DrivePaths, DriveSettings, WatchdogState, now_iso, write_private_json
 from drivelab.drive._status import append_event
 from drivelab.workspace import Workspace
 
@@ -24,20 +25,14 @@ class Keeper:
         self.entry = settings.remotes[settings.remote or ""]
         self.request = request
         self.stop = threading.Event()
-        self.state: dict[str, Any] = {
-            "watchdog_pid": os.getpid(),
-            "mode": request["mode"],
-            "remote": settings.remote,
-            "spec": self.entry.spec,
-            "phase": "starting",
-            "started": now_iso(),
-            "remounts": 0,
-            "notices": request.get("notices", []),
-        }
+        self.state = WatchdogState(
+            watchdog_pid=os.getpid(), mode=request["mode"], remote=settings.remote, spec=self.entry.spec,
+            started=now_iso(), notices=list(request.get("notices", [])),
+        )  # fmt: skip
 
     def save(self, **changes: Any) -> None:
-        self.state.update(changes)
-        write_private_json(self.paths.state, self.state)
+        self.state = replace(self.state, **changes)
+        write_private_json(self.paths.state, self.state.to_dict())
 
     def event(self, kind: str, **detail: Any) -> None:
         log.info("%s %s", kind, detail)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from drivelab.drive._config import WatchdogState
 from drivelab.errors import RcloneError
 
 __all__ = ["RcClient", "RcUnavailable"]
@@ -25,8 +26,8 @@ class RcClient:
     password: str
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> RcClient | None:
-        rc = state.get("rc")
+    def from_state(cls, state: WatchdogState) -> RcClient | None:
+        rc = state.rc
         if not isinstance(rc, dict) or not rc.get("url"):
             return None
         return cls(rc["url"], rc.get("user", ""), rc.get("password", ""))

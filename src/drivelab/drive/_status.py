@@ -11,7 +11,7 @@ from typing import Any
 
 from drivelab._background import pid_alive
 from drivelab.drive import _guard
-from drivelab.drive._config import DrivePaths, load_settings, now_iso, read_json
+from drivelab.drive._config import DrivePaths, WatchdogState, load_settings, now_iso, read_watchdog_state
 from drivelab.drive._host import mount_broken, unmount
 from drivelab.drive._rc import RcClient
 from drivelab.drive._users import users
@@ -75,9 +75,10 @@ class DriveState:
         }
 
 
-def watchdog_state(ws: Workspace) -> dict[str, Any] | None:
-    state = read_json(DrivePaths(ws).state)
-    if state and pid_alive(state.get("watchdog_pid")):
+def watchdog_state(ws: Workspace) -> WatchdogState | None:
+    """The state a live watchdog recorded; None when no watchdog is alive."""
+    state = read_watchdog_state(DrivePaths(ws))
+    if state and pid_alive(state.watchdog_pid):
         return state
     return None
 
@@ -85,7 +86,7 @@ def watchdog_state(ws: Workspace) -> dict[str, Any] | None:
 def is_attached(ws: Workspace) -> bool:
     """True while a watchdog keeps a remote drive attached (live, or being brought back)."""
     state = watchdog_state(ws)
-    return bool(state) and state.get("phase") in ("live", "down", "starting")
+    return state is not None and state.phase in ("live", "down", "starting")
 
 
 def last_event(paths: DrivePaths) -> dict[str, Any] | None:
@@ -130,20 +131,20 @@ def status(ws: Workspace) -> DriveState:
             phase="detached", last_event=last, error=_stale_error(paths),
         )
     result = DriveState(
-        mode=state.get("mode", settings.mode),
-        live=state.get("phase") == "live",
+        mode=state.mode,
+        live=state.phase == "live",
         path=ws.drive,
         remote=settings.remote,
         spec=spec,
-        phase=state.get("phase", "starting"),
-        watchdog_pid=state.get("watchdog_pid"),
-        rclone_pid=state.get("rclone_pid"),
-        remounts=int(state.get("remounts", 0)),
+        phase=state.phase,
+        watchdog_pid=state.watchdog_pid,
+        rclone_pid=state.rclone_pid,
+        remounts=state.remounts,
         last_event=last,
-        last_sync=state.get("last_sync"),
-        conflicts=list(state.get("conflicts", [])),
-        notices=list(state.get("notices", [])),
-        error=state.get("error"),
+        last_sync=state.last_sync,
+        conflicts=list(state.conflicts),
+        notices=list(state.notices),
+        error=state.error,
         users=users(ws),
     )
     client = RcClient.from_state(state)
@@ -161,10 +162,8 @@ def status(ws: Workspace) -> DriveState:
 
 
 def _stale_error(paths: DrivePaths) -> str | None:
-    state = read_json(paths.state)
-    if state and state.get("phase") == "failed":
-        return state.get("error")
-    return None
+    state = read_watchdog_state(paths)
+    return state.error if state and state.phase == "failed" else None
 
 
 def tree_size(root: Path) -> tuple[int, int]:

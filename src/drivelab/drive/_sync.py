@@ -132,7 +132,7 @@ class SyncKeeper(Keeper):
     def sync(self, *, first: bool = False) -> None:
         with _locked(self.paths, None):
             stats, conflicts = _bisync(self.ws, resync=first or _needs_resync(self.paths))
-        known = list(self.state.get("conflicts", []))
+        known = list(self.state.conflicts)
         known += [c for c in conflicts if c not in known]
         self.save(last_sync=now_iso(), conflicts=known)
         if stats.get("transfers") or conflicts:
@@ -146,7 +146,7 @@ class SyncKeeper(Keeper):
         while not self.stop.wait(interval):
             try:
                 self.sync()
-                if self.state.get("phase") != "live":
+                if self.state.phase != "live":
                     self.save(phase="live", error=None)
             except Exception as exc:  # keep syncing later; the next round retries
                 message = getattr(exc, "message", str(exc))

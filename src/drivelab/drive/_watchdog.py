@@ -158,7 +158,7 @@ class MountKeeper(Keeper):
         if guard != self.guard:
             self.guard = guard
             line = _guard.describe(guard.kind, guard.why)
-            notices = [n for n in self.state.get("notices", []) if not n.startswith("drive/ beneath the mount")]
+            notices = [n for n in self.state.notices if not n.startswith("drive/ beneath the mount")]
             self.save(protection=guard.kind, notices=[*notices, line])
             if guard.kind == "none":
                 self.event("unprotected", reason=guard.why)
@@ -184,7 +184,7 @@ class MountKeeper(Keeper):
                 _guard.protect(self.ws.drive)
         names = sorted(e.name for e in entries)
         self.event("stray", files=names, kept_in=str(target))
-        self.save(notices=[*self.state.get("notices", []), f"{len(names)} entries written beneath drive/ while the mount was down are kept in {target}"])
+        self.save(notices=[*self.state.notices, f"{len(names)} entries written beneath drive/ while the mount was down are kept in {target}"])
 
     def quarantine_incomplete(self) -> None:
         """Move out of the cache the dirty items that were still open for writing when rclone died.
@@ -310,7 +310,7 @@ class MountKeeper(Keeper):
                 failed = self.wait_live(START_TIMEOUT)
                 if failed is None:
                     self.event("remounted", seconds=round(time.monotonic() - lost_at, 3), pid=self.proc.pid if self.proc else None)
-                    self.save(phase="live", error=None, remounts=self.state["remounts"] + 1)
+                    self.save(phase="live", error=None, remounts=self.state.remounts + 1)
                     backoff = 0.5
                     break
                 self.event("remount-failed", reason=failed, retry_in=backoff)
@@ -320,7 +320,7 @@ class MountKeeper(Keeper):
 
     def shutdown(self) -> int:
         code = 0
-        if self.proc and self.proc.poll() is None and self.state.get("phase") == "live":
+        if self.proc and self.proc.poll() is None and self.state.phase == "live":
             try:
                 result = flush_mount(self.ws, self.state, None, None)
                 if result.files:
