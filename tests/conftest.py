@@ -1,4 +1,4 @@
-"""Shared fixtures: loopback MNIST mirrors (no test ever reaches the internet)."""
+"""Shared fixtures: loopback MNIST mirrors and an S3 server (no test ever reaches the internet)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mirror_server import DEFAULT_DIRECTORY, MNIST_FILES, MirrorServer  # noqa: E402
+from rclone_servers import S3Server  # noqa: E402
 
 
 def _require_mnist_files() -> None:
@@ -49,3 +50,11 @@ def make_mirror() -> Iterator[Callable[..., MirrorServer]]:
     yield make
     for server in servers:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A loopback S3 endpoint (``rclone serve s3``) shared by one test module; each test uses its own bucket."""
+    server = S3Server(tmp_path_factory.mktemp("s3") / "data").start()
+    yield server
+    server.close()

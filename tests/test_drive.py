@@ -45,13 +45,6 @@ def cli(*args: str, check: bool = False, env: dict[str, str] | None = None, time
     return done
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = S3Server(tmp_path_factory.mktemp("s3") / "data").start()
-    yield server
-    server.close()
-
-
 @pytest.fixture
 def ws(tmp_path: Path) -> Iterator[Workspace]:
     workspace = init_workspace(tmp_path / "ws").workspace

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _guards import skip_or_fail  # noqa: E402
 from _waiting import wait_until  # noqa: E402
 from rclone_servers import S3Server  # noqa: E402
-from test_drive import FUSE_OK, FUSE_WHY, bucket_name, connect_s3, s3, wait_for_remount, ws  # noqa: E402,F401
+from test_drive import FUSE_OK, FUSE_WHY, bucket_name, connect_s3, wait_for_remount, ws  # noqa: E402,F401
 
 WRITE_BACK = "2m"
 """Uploads wait this long in the cache (rclone reads ``$RCLONE_VFS_WRITE_BACK``): what was written before a kill is still pending."""

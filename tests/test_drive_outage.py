@@ -82,13 +82,6 @@ def pending_in(text: str) -> int:
     return int(found[1])
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    server = S3Server(tmp_path_factory.mktemp("s3") / "data").start()
-    yield server
-    server.close()
-
-
 @pytest.fixture
 def own_s3(tmp_path: Path) -> Iterator[S3Server]:
     """A server of this test alone: the test stops and restarts it."""
