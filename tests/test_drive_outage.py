@@ -475,3 +475,15 @@ def test_a_user_killed_with_sigkill_is_not_counted(ws: Workspace, s3: S3Server) 
     done, _ = cli("drive", "unmount", "-w", str(ws.root))
     assert done.returncode == 0, done.stderr
     assert not mounted(ws.drive)
+
+
+def test_a_detached_job_attaches_a_remote_drive_before_writing_its_run_folder(shared) -> None:
+    ws, backing, _labs = shared
+    drive.detach(ws, timeout=30)  # the remote stays the drive; drive/ is the bare folder again
+    assert not mounted(ws.drive) and not list(ws.drive.iterdir())
+    start_writer(ws, "cold")
+    assert mounted(ws.drive), "the job's run folder went beneath the mount point"
+    (ws.root / "stop-writer").touch()
+    wait_until("the job ends", lambda: job_status(ws, "cold").get("state") == "succeeded", within=60)
+    drive.flush(ws, timeout=60)
+    assert check_landed(ws, backing, "cold") >= 3

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from drivelab import drive
 from drivelab._background import ProcessExited, ReadyTimeout, spawn, wait_ready
 from drivelab.errors import JobError, JobNotFoundError, JobRunningError
 from drivelab.jobs._spec import JobSpec, default_run_name
@@ -34,6 +35,9 @@ def start_detached(ws: Workspace, spec: JobSpec, *, timeout: float = 30.0) -> Jo
             f"run {spec.run!r} is already running",
             hint=f"watch it with `drivelab jobs logs {spec.run} -f`, stop it with `drivelab jobs stop {spec.run}`, or pick another --run name",
         )
+    # The run folder (and the supervisor's log in it) belongs on the drive: attach it first, so that
+    # a remote drive not mounted yet is not written beneath (its supervisor then finds it attached).
+    drive.attach(ws)
     run_dir = ws.run_dir(spec.run)
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = [spec.python, "-m", "drivelab.jobs._supervisor", str(ws.root), json.dumps(spec.to_dict())]
