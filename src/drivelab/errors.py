@@ -10,6 +10,7 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     ├── DriveError              the drive could not be connected, attached, flushed or detached
     │   ├── RcloneError         no usable rclone, or rclone failed in a way not listed below
     │   ├── RemoteError         an unknown remote, bad options, or a remote that refused us
+    │   │   └── SignInError     signing in to an OAuth drive failed (denied, expired code, wrong address pasted)
     │   ├── MountError          the drive could not be attached at drive/ (mount point, FUSE)
     │   └── FlushError          pending uploads did not land in time
     ├── DataError
@@ -32,6 +33,7 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     │   ├── JobNotFoundError    no job of that name in the workspace
     │   └── JobRunningError     a job of that name is already running
     └── LabError                the lab could not start, or a Colab call cannot be served
+        └── SecretError         a workspace secret that cannot be stored, found or read
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = [
     "DriveError",
     "RcloneError",
     "RemoteError",
+    "SignInError",
     "MountError",
     "FlushError",
     "DataError",
@@ -64,6 +67,7 @@ __all__ = [
     "InstallError",
     "TorchMissingError",
     "LabError",
+    "SecretError",
 ]
 
 
@@ -98,6 +102,13 @@ class RcloneError(DriveError):
 
 class RemoteError(DriveError):
     """An unknown remote, options rclone rejects, or a remote that refused the credentials."""
+
+
+class SignInError(RemoteError):
+    """Signing in to an OAuth drive failed: consent denied, a code expired or used, another sign-in's address, no token.
+
+    Nothing is kept when it is raised; the hint says how to start again.
+    """
 
 
 class MountError(DriveError):
@@ -235,3 +246,10 @@ class TorchMissingError(SetupError):
 
 class LabError(DrivelabError):
     """JupyterLab could not start or stop cleanly, or a Colab call (``drive.mount``) cannot be served."""
+
+
+class SecretError(LabError):
+    """A workspace secret (``drivelab secrets``, Colab's ``userdata``) cannot be stored, found or read.
+
+    Its message never holds a secret's value: names, paths and variable names only.
+    """

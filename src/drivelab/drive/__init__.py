@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from drivelab._lazy import lazy_exports
-from drivelab.errors import DriveError, FlushError, MountError, RcloneError, RemoteError
+from drivelab.errors import DriveError, FlushError, MountError, RcloneError, RemoteError, SignInError
 
 _EXPORTS = {
     "_attach": ["attach"],
@@ -41,9 +41,10 @@ _EXPORTS = {
     "_copy": ["FolderListing", "has_remote", "list_folder", "copy_folder"],
     "_rclone": ["Rclone", "find_rclone", "MIN_VERSION"],
     "_remotes": ["REMOTE_TYPES", "TYPE_NAMES", "RemoteInfo", "connect", "import_remote", "list_remotes", "remove_remote"],
+    "_oauth": ["OAUTH_TYPES", "SignIn", "begin_sign_in", "finish_sign_in"],
 }
 __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
-__all__ = [*_names, "DriveError", "FlushError", "MountError", "RcloneError", "RemoteError"]
+__all__ = [*_names, "DriveError", "FlushError", "MountError", "RcloneError", "RemoteError", "SignInError"]
 
 if TYPE_CHECKING:
     from drivelab.drive._attach import attach
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from drivelab.drive._detach import detach
     from drivelab.drive._flush import flush
     from drivelab.drive._host import NO_FUSE_ENV, fuse_available
+    from drivelab.drive._oauth import OAUTH_TYPES, SignIn, begin_sign_in, finish_sign_in
     from drivelab.drive._rclone import MIN_VERSION, Rclone, find_rclone
     from drivelab.drive._remotes import REMOTE_TYPES, TYPE_NAMES, RemoteInfo, connect, import_remote, list_remotes, remove_remote
     from drivelab.drive._results import DetachResult, FlushResult

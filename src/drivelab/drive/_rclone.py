@@ -188,5 +188,14 @@ def classify_failure(stderr: str, *, what: str, secrets: Sequence[str] = ()) -> 
 
 
 def _strip_log_prefix(line: str) -> str:
+    # A --use-json-log line: its message, with the object it is about ({"level", "msg", "object", ...}).
+    if line.startswith("{"):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict) and isinstance(entry.get("msg"), str):
+            about = entry.get("object")
+            return (f"{about}: " if isinstance(about, str) and about and about not in entry["msg"] else "") + entry["msg"].strip()
     # "2026/11/27 15:34:02 ERROR : error listing: ..." -> "error listing: ..."
     return re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (?:[A-Z]+\s*:\s*)?", "", line).strip()

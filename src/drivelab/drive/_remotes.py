@@ -169,8 +169,8 @@ def connect(
         if not interactive and not any(k in opts for k in ("token", "service_account_file", "service_account_credentials")):
             raise RemoteError(
                 "Google Drive needs a sign-in: a token, a service account, or the browser flow",
-                hint="on a machine with a browser run `rclone authorize drive` and pass its output with --token, "
-                "or pass --service-account-file FILE, or use --browser on a machine with a browser",
+                hint="sign in with begin_sign_in/finish_sign_in (`drivelab drive connect NAME -t gdrive` on a terminal prints a link to open on any device), "
+                "or pass the output of `rclone authorize drive` with --token, or --service-account-file FILE, or use --browser on a machine with a browser",
             )
     paths = DrivePaths(ws)
     rclone = find_rclone()
@@ -260,6 +260,31 @@ def import_remote(ws: Workspace, name: str, source: str, *, root: str = "", chec
     settings.remotes[name] = entry
     save_settings(ws, settings)
     return _info(entry, section | {"type": rtype}, settings.remote == name)
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether ``name`` can name a remote (rclone's rules, kept to what is safe in paths and URLs)."""
+    return bool(_NAME.match(name))
+
+
+def ensure_private_file(path: Path) -> None:
+    """Create ``path`` if missing, readable by its owner only (0600) either way."""
+    _ensure_private(path)
+
+
+def existing_remote_names(ws: Workspace, rclone: Rclone) -> set[str]:
+    """Names taken in the workspace: its remotes, and the sections of its rclone.conf."""
+    return set(load_settings(ws).remotes) | set(_sections(rclone, DrivePaths(ws).rclone_conf))
+
+
+def list_check(rclone: Rclone, conf: Path, spec: str, *, secrets: list[str]) -> None:
+    """List ``spec`` (``name:root``) with the remotes of ``conf``, creating the root folder if missing; :class:`RemoteError` if refused."""
+    _check(rclone, conf, spec, create=True, secrets=secrets)
+
+
+def remote_info(entry: RemoteEntry, section: dict[str, str], is_drive: bool) -> RemoteInfo:
+    """What may be shown of a remote: its :class:`RemoteInfo`, from its entry and rclone section (secrets left out)."""
+    return _info(entry, section, is_drive)
 
 
 def _forget(rclone: Rclone, conf: Path, name: str) -> None:

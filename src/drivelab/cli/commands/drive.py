@@ -11,7 +11,8 @@ from drivelab.cli.commands._common import JsonOption, WorkspaceOption, workspace
 from drivelab.errors import RemoteError
 
 if TYPE_CHECKING:
-    from drivelab.drive import FlushResult
+    from drivelab.drive import FlushResult, RemoteInfo
+    from drivelab.workspace import Workspace
 
 app = typer.Typer(
     help="The drive at drive/: a local folder by default, or any cloud storage rclone supports (Google Drive, S3, GCS, WebDAV, SFTP, ...).",
@@ -36,11 +37,11 @@ def connect(
     secret_access_key: Annotated[Optional[str], typer.Option("--secret-access-key", help="s3: secret key (asked for on a terminal when omitted; $AWS_SECRET_ACCESS_KEY also works).")] = None,
     region: Annotated[Optional[str], typer.Option("--region", help="s3: region.")] = None,
     provider: Annotated[Optional[str], typer.Option("--provider", help="s3: provider as rclone names it (AWS, Minio, Cloudflare, ...; default Other).")] = None,
-    token: Annotated[Optional[str], typer.Option("--token", help="gdrive/gcs: the JSON token printed by `rclone authorize drive` on a machine with a browser.")] = None,
+    token: Annotated[Optional[str], typer.Option("--token", help="gdrive/gcs/dropbox/box: a JSON token printed by `rclone authorize` (without it, gdrive/dropbox/box sign in here: a link to open on any device).")] = None,
     service_account_file: Annotated[Optional[str], typer.Option("--service-account-file", help="gdrive/gcs: a service-account JSON key file.")] = None,
-    client_id: Annotated[Optional[str], typer.Option("--client-id", help="gdrive/gcs: your own OAuth client id (recommended: Google's shared one is rate-limited).")] = None,
-    client_secret: Annotated[Optional[str], typer.Option("--client-secret", help="gdrive/gcs: your own OAuth client secret.")] = None,
-    browser: Annotated[bool, typer.Option("--browser", help="gdrive: sign in with a browser on this machine (rclone's local flow).")] = False,
+    client_id: Annotated[Optional[str], typer.Option("--client-id", help="gdrive/dropbox/box/gcs: your own OAuth client id. Recommended: rclone's shared client is rate-limited by Google for everybody using it (and rclone is retiring its Google one during 2026); your own has your quota alone.")] = None,
+    client_secret: Annotated[Optional[str], typer.Option("--client-secret", help="Your own OAuth client's secret (asked for on a terminal when --client-id is given without it, which keeps it off the command line).")] = None,
+    browser: Annotated[bool, typer.Option("--browser", help="gdrive: sign in with a browser on this machine (rclone's local flow) instead of pasting an address back.")] = False,
     project_number: Annotated[Optional[str], typer.Option("--project-number", help="gcs: project number (to create buckets).")] = None,
     url: Annotated[Optional[str], typer.Option("--url", help="webdav: server URL.")] = None,
     vendor: Annotated[Optional[str], typer.Option("--vendor", help="webdav: nextcloud, owncloud, sharepoint, other, ...")] = None,
@@ -63,6 +64,8 @@ def connect(
 
       drivelab drive connect box -t s3 --endpoint https://s3.example.com --access-key-id KEY --bucket lab
 
+      drivelab drive connect gdrive -t gdrive --client-id ID   # prints a link: sign in on any device, paste the address back
+
       drivelab drive connect gdrive -t gdrive --token "$(cat token.json)"   # token from `rclone authorize drive`
 
       drivelab drive connect gdrive -t gdrive --service-account-file sa.json
@@ -77,6 +80,8 @@ def connect(
     ws = workspace_from(workspace)
     if rclone_remote:
         info = import_remote(ws, name, rclone_remote, root=root, check=not no_check, replace=replace)
+    elif _signs_in(type) and not (token or service_account_file or browser):
+        info = _sign_in(ws, name, type or "", root=root, client_id=client_id, client_secret=client_secret, option=option or [], check=not no_check, replace=replace)
     else:
         if ask_pass and not password:
             password = typer.prompt("Password", hide_input=True)
@@ -97,6 +102,48 @@ def connect(
         return
     console.print(f"Connected [bold]{escape(info.name)}[/] ({escape(info.type)}, root {escape(info.root or '/')})" + ("" if no_check else ": credentials checked"))
     console.print(f"Next: drivelab drive mount {escape(info.name)}")
+
+
+def _signs_in(type: str | None) -> bool:
+    from drivelab.drive import OAUTH_TYPES
+
+    return type in OAUTH_TYPES or type == "drive"
+
+
+def _sign_in(ws: Workspace, name: str, type: str, *, root: str, client_id: str | None, client_secret: str | None, option: list[str], check: bool, replace: bool) -> RemoteInfo:
+    """Sign in from this terminal: print the consent link, read back the address the browser ended on.
+
+    The browser may be on any device: after consent the provider sends it to a
+    loopback address that does not load there, and the user copies that address
+    (which carries the code) back here. It is read without echo and never shown.
+    """
+    from urllib.parse import urlsplit
+
+    from drivelab.drive import begin_sign_in, finish_sign_in
+    from drivelab.errors import SignInError
+
+    if not sys.stdin.isatty():
+        raise SignInError(
+            f"signing in to {type} needs a terminal to paste the sign-in address into, and this one has none",
+            hint="run the command on a terminal; or connect it from the lab's Connect page; "
+            "or pass --token with the JSON printed by `rclone authorize` on a machine with a browser",
+        )
+    if client_id and client_secret is None:
+        client_secret = typer.prompt("Client secret of your OAuth client (Enter if it has none)", default="", show_default=False, hide_input=True, err=True) or None
+    sign_in = begin_sign_in(ws, name, type, client_id=client_id, client_secret=client_secret, extra=option, replace=replace)
+    if sign_in.notice:
+        console.print(f"[yellow]notice:[/] {escape(sign_in.notice)}")
+    console.print(f"Sign in to {escape(sign_in.label)} for the remote [bold]{escape(name)}[/]:")
+    console.print("  1. Open this link in a browser on any device (a phone, your laptop) and sign in:\n")
+    console.print(sign_in.url, markup=False, highlight=False, soft_wrap=True)  # one line, however wide: copied whole
+    host = urlsplit(sign_in.redirect_uri).hostname or "this machine"
+    console.print(
+        f"\n  2. Your browser then tries to open an address on {escape(host)} that does not load there: that is expected.\n"
+        "     Copy that whole address from the address bar (or just the code in it) and paste it here."
+    )
+    answer = typer.prompt("Address or code (not shown)", hide_input=True, err=True)
+    with console.status(f"signing in to {sign_in.label}" + (" and listing the drive..." if check else "...")):
+        return finish_sign_in(ws, sign_in, answer, root=root, check=check)
 
 
 @app.command("list")
