@@ -2,6 +2,7 @@
 
 ``GET <base_url>drivelab/api/runtime``  the runtime document (``docs/runtime.schema.json``)
 ``GET <base_url>drivelab/api/drive``    the drive's state (``docs/lab.md``)
+``GET <base_url>drivelab/connect``      the "Connect a drive" page: sign in to a cloud drive (:mod:`drivelab.lab._connect`)
 
 The workspace is the one holding the server's ``root_dir`` (or
 ``$DRIVELAB_WORKSPACE``); without one the drive endpoint answers 404 with
@@ -21,8 +22,9 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from drivelab.errors import DrivelabError, WorkspaceError
+from drivelab.lab._connect import connect_handlers, workspace_for
 from drivelab.lab._documents import drive_document, runtime_document
-from drivelab.workspace import Workspace, find_workspace
+from drivelab.workspace import Workspace
 
 
 class _Handler(APIHandler):
@@ -32,10 +34,7 @@ class _Handler(APIHandler):
         self.root = root
 
     def _workspace(self) -> Workspace:
-        try:
-            return find_workspace(self.root)
-        except WorkspaceError:
-            return find_workspace()  # $DRIVELAB_WORKSPACE, or raises with its hint
+        return workspace_for(self.root)  # or $DRIVELAB_WORKSPACE, or raises with its hint
 
     def _send(self, document: dict[str, Any]) -> None:
         self.set_header("Content-Type", "application/json")
@@ -83,6 +82,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         [
             (url_path_join(base, "drivelab/api/runtime"), RuntimeHandler, {"root": root}),
             (url_path_join(base, "drivelab/api/drive"), DriveHandler, {"root": root}),
+            *connect_handlers(base, root),
         ],
     )
-    serverapp.log.info("drivelab: /drivelab/api/runtime and /drivelab/api/drive on %s", root)
+    serverapp.log.info("drivelab: /drivelab/api/runtime, /drivelab/api/drive and /drivelab/connect on %s", root)
