@@ -15,6 +15,7 @@ from pathlib import Path
 import nbclient
 import nbformat
 import pytest
+from _notebooks import text_of
 
 from drivelab.lab import install_kernel
 from drivelab.workspace import init_workspace
@@ -52,16 +53,6 @@ def execute(nb, ws, timeout: int = 600):
     )
     client.execute()
     return nb
-
-
-def text_of(cell) -> str:
-    parts = []
-    for out in cell.get("outputs", []):
-        if out["output_type"] == "stream":
-            parts.append(out["text"])
-        elif "data" in out and "text/plain" in out["data"]:
-            parts.append(out["data"]["text/plain"])
-    return "".join(parts)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from drivelab.cli._output import console, show_error
 from drivelab.cli.commands import data, demo, doctor, drive, init, lab, runtime, setup
 from drivelab.cli.commands import jobs as jobs_command
 from drivelab.cli.commands import run as run_command
+from drivelab.cli.commands import secrets as secrets_command
 from drivelab.errors import DrivelabError
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.command("doctor")(doctor.doctor)
 app.command("run", cls=run_command.RunCommand, context_settings=run_command.CONTEXT)(run_command.run)
 app.add_typer(jobs_command.app, name="jobs")
 app.command("lab")(lab.lab)
+app.add_typer(secrets_command.app, name="secrets")
 
 _debug = False
 

@@ -29,7 +29,7 @@ from drivelab._lazy import lazy_exports
 _EXPORTS = {
     "_control": ["follow_log", "list_jobs", "read_log", "start_detached", "stop_job"],
     "_demo": ["DemoResult", "DemoStage", "run_demo"],
-    "_spec": ["JobSpec", "default_run_name"],
+    "_spec": ["JobSpec", "default_run_name", "merge_environment"],
     "_status": ["Attempt", "JobStatus", "OutputTail", "is_alive", "read_status"],
     "_supervisor": ["JobEvent", "describe_exit", "run_job"],
 }
@@ -39,6 +39,6 @@ __all__ = list(_names)
 if TYPE_CHECKING:
     from drivelab.jobs._control import follow_log, list_jobs, read_log, start_detached, stop_job
     from drivelab.jobs._demo import DemoResult, DemoStage, run_demo
-    from drivelab.jobs._spec import JobSpec, default_run_name
+    from drivelab.jobs._spec import JobSpec, default_run_name, merge_environment
     from drivelab.jobs._status import Attempt, JobStatus, OutputTail, is_alive, read_status
     from drivelab.jobs._supervisor import JobEvent, describe_exit, run_job

@@ -4,23 +4,58 @@ A ``.py`` script runs as ``python SCRIPT ARGS``, or under torchrun
 (``python -m torch.distributed.run``) when several processes are asked for; a
 ``.ipynb`` notebook runs headlessly under papermill, its output notebook
 (every cell's outputs) saved in the run folder as it goes.
+
+A spec's ``env`` is part of what is recorded (``status.json``), so every
+restart and a detached supervisor start the command in the same environment;
+:func:`merge_environment` says how it combines with the inherited one.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from drivelab.errors import JobError
 from drivelab.workspace import Workspace
 
-__all__ = ["JobSpec", "default_run_name", "check_run_name"]
+__all__ = ["PATH_LISTS", "JobSpec", "check_run_name", "default_run_name", "merge_environment"]
 
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+PATH_LISTS = frozenset({"PATH", "PYTHONPATH", "JUPYTER_PATH", "LD_LIBRARY_PATH"})
+"""Variables that hold lists of folders: a job's entries are added after the inherited ones."""
+
+
+def merge_environment(inherited: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment a job runs in: ``inherited`` (the supervisor's) with ``extra`` (the spec's) applied.
+
+    - a variable of :data:`PATH_LISTS` gets the spec's folders appended to the
+      inherited ones, those already there not repeated: what the user's own
+      environment provides comes first and is never hidden (a real
+      ``google.colab`` before drivelab's stand-in, a user's kernelspec before
+      the workspace's);
+    - an empty value removes the variable (a job started from the lab's
+      terminal does not inherit what only the lab's kernels may use);
+    - any other value replaces the inherited one.
+    """
+    env = dict(inherited)
+    for name, value in extra.items():
+        if value == "":
+            env.pop(name, None)
+        elif name in PATH_LISTS:
+            have = [p for p in env.get(name, "").split(os.pathsep) if p]
+            added = [p for p in value.split(os.pathsep) if p and p not in have]
+            env[name] = os.pathsep.join([*have, *dict.fromkeys(added)])
+        else:
+            env[name] = value
+    return env
 
 
 def check_run_name(name: str) -> str:
@@ -59,6 +94,10 @@ class JobSpec:
     stop_grace: float = 10.0
     """Seconds a stopped job gets to exit after SIGTERM/SIGINT before SIGKILL."""
     python: str = field(default_factory=lambda: sys.executable)
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment variables for the command, applied by :func:`merge_environment` to the supervisor's
+    (e.g. :func:`drivelab.lab.job_environment`: the ``google.colab`` stand-in, the workspace's kernel).
+    Recorded in ``status.json``: never put a secret here."""
 
     @property
     def kind(self) -> str:
@@ -93,6 +132,9 @@ class JobSpec:
                 raise JobError("a notebook runs as one process", hint="drop --nproc-per-node/--nnodes, or run a .py script")
         elif self.parameters:
             raise JobError("-p NAME VALUE sets a notebook's parameters; a .py script takes arguments", hint="pass them after the script's path")
+        for name, value in self.env.items():
+            if not isinstance(name, str) or not _ENV_NAME.fullmatch(name) or not isinstance(value, str) or "\0" in value:
+                raise JobError(f"not a usable environment variable for the job: {name!r}", hint="names are letters, digits and '_'; values are text")
         if self.nproc_per_node is not None and self.nproc_per_node < 1:
             raise JobError(f"--nproc-per-node must be at least 1, not {self.nproc_per_node}")
         if self.nnodes not in ("1", "") and not self.rdzv_endpoint:
@@ -128,6 +170,7 @@ class JobSpec:
         data = asdict(self)
         data["script"] = str(self.script)
         data["parameters"] = [list(p) for p in self.parameters]
+        data["env"] = dict(self.env)
         return data
 
     @classmethod
@@ -135,6 +178,7 @@ class JobSpec:
         data = dict(data)
         data["script"] = Path(data["script"])
         data["parameters"] = [tuple(p) for p in data.get("parameters", [])]
+        data["env"] = {str(k): str(v) for k, v in (data.get("env") or {}).items()}  # none in a spec recorded before it existed
         return cls(**data)
 
 

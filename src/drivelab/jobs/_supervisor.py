@@ -4,9 +4,10 @@ One supervisor per job, in the ``drivelab run`` process (foreground) or in a
 process of its own started in a new session (``--detach``, see
 :mod:`drivelab.jobs._control`). It
 
-- attaches the drive and gives the job its run folder and environment
-  (``DRIVELAB_RUN_DIR``, ``DRIVELAB_RUN_NAME``, ``DRIVELAB_RESTART_COUNT``,
-  ``DRIVELAB_WORKSPACE``);
+- attaches the drive and gives the job its run folder and environment: its
+  own, with the spec's ``env`` merged in (see :func:`merge_environment`), then
+  ``DRIVELAB_RUN_DIR``, ``DRIVELAB_RUN_NAME``, ``DRIVELAB_RESTART_COUNT`` and
+  ``DRIVELAB_WORKSPACE``, which the spec cannot change;
 - starts the command in a process group of its own, so that stopping reaches
   every process of the job (torchrun's workers, a notebook's kernel);
 - copies each output line to ``drive/runs/<run>/log`` (and to ``on_line``);
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivelab.errors import DrivelabError, JobError
-from drivelab.jobs._spec import JobSpec, default_run_name
+from drivelab.jobs._spec import JobSpec, default_run_name, merge_environment
 from drivelab.jobs._status import USAGE_EXIT_CODE, Attempt, JobStatus, OutputTail, job_lock, log_path, now_iso, write_status
 from drivelab.train import latest_complete_checkpoint
 from drivelab.workspace import Workspace
@@ -144,7 +145,7 @@ class _Supervisor:
     # --- one attempt --------------------------------------------------------------------
 
     def _environment(self, restart: int) -> dict[str, str]:
-        env = dict(os.environ)
+        env = merge_environment(os.environ, self.spec.env)
         env.update(
             DRIVELAB_RUN_DIR=str(self.run_dir),
             DRIVELAB_RUN_NAME=self.spec.run,

@@ -9,10 +9,14 @@
 
 Kernels started by the lab run ``python -m drivelab.lab._kernel`` (see
 :func:`install_kernel`): their working folder is the workspace root (Colab's
-``/content``), ``%drivelab`` is loaded, and ``google.colab.drive`` is provided
-when the real ``google.colab`` is not installed. The Jupyter server extension
-(``drivelab.lab``) serves ``GET /drivelab/api/runtime`` and
-``GET /drivelab/api/drive``. In any IPython, ``%load_ext drivelab.lab`` adds
+``/content``), ``%drivelab`` is loaded, and a ``google.colab`` stand-in
+(``drive``, ``files``, ``userdata``) is provided when the real one is not
+installed. Jobs get the same: ``drivelab run`` puts :func:`job_environment`
+in the job's spec. Secrets for ``userdata.get`` are the workspace's
+(:func:`set_secret`, ``drivelab secrets``). The Jupyter server extension
+(``drivelab.lab``) serves ``GET /drivelab/api/runtime``,
+``GET /drivelab/api/drive`` and the "Connect a drive" pages under
+``/drivelab/connect`` (sign in to a cloud drive, then attach it). In any IPython, ``%load_ext drivelab.lab`` adds
 the ``%drivelab`` magic. Names load on first use: importing this package does
 not import Jupyter.
 """
@@ -26,7 +30,9 @@ from drivelab._lazy import lazy_exports
 _EXPORTS = {
     "_server": ["LabServer", "LabStopped", "start_lab"],
     "_kernelspec": ["KernelSpecInfo", "install_kernel", "KERNEL_NAME"],
-    "_colab": ["ColabMount", "colab_mount", "colab_flush_and_unmount", "colab_content"],
+    "_colab": ["ColabMount", "ColabDownload", "colab_mount", "colab_flush_and_unmount", "colab_content", "colab_download"],
+    "_kernel": ["job_environment", "has_real_colab"],
+    "_secrets": ["SecretInfo", "check_secret_name", "find_secret", "list_secrets", "remove_secret", "set_secret"],
     "_documents": ["runtime_document", "drive_document"],
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -25,6 +25,7 @@ from typing import Any
 
 from drivelab._background import ProcessExited, ReadyTimeout, spawn, wait_ready
 from drivelab.errors import LabError, WorkspaceError
+from drivelab.lab._colab import LAB_BASE_URL_ENV
 from drivelab.lab._kernelspec import install_kernel
 from drivelab.workspace import WORKSPACE_ENV, InitResult, Workspace, find_workspace, init_workspace
 
@@ -33,6 +34,8 @@ __all__ = ["LabServer", "LabStopped", "start_lab"]
 DEFAULT_PORT = 8888
 PORT_TRIES = 50
 TOKEN_ENV = "JUPYTER_TOKEN"
+SERVER_BASE_URL = "/"
+"""The server's base URL (Jupyter's default ``ServerApp.base_url``), given to its kernels as ``$DRIVELAB_LAB_BASE_URL``."""
 
 
 @dataclass
@@ -314,14 +317,22 @@ def start_lab(
         f"--ServerApp.ip={ip}",
         f"--ServerApp.port={chosen_port}",
         "--ServerApp.port_retries=0",
+        f"--ServerApp.base_url={SERVER_BASE_URL}",  # what kernels are told (DRIVELAB_LAB_BASE_URL), whatever a user config says
         f"--ServerApp.open_browser={open_browser}",
         "--ServerApp.jpserver_extensions=drivelab.lab=True",
     ]
     if os.name == "posix" and os.geteuid() == 0:
         argv.append("--allow-root")
     jupyter_path = [str(kernel.jupyter_path), *[p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]]
-    # The token travels in the environment, never on a command line that `ps` shows.
-    env = {**os.environ, TOKEN_ENV: token, "JUPYTER_PATH": os.pathsep.join(jupyter_path), WORKSPACE_ENV: str(ws.root)}
+    # The token travels in the environment, never on a command line that `ps` shows. The base URL tells
+    # the server's kernels that a browser is attached, and where its pages are (links stay host-relative).
+    env = {
+        **os.environ,
+        TOKEN_ENV: token,
+        "JUPYTER_PATH": os.pathsep.join(jupyter_path),
+        WORKSPACE_ENV: str(ws.root),
+        LAB_BASE_URL_ENV: SERVER_BASE_URL,
+    }
     process = spawn(argv, log=log, cwd=ws.root, env=env, header=f"--- drivelab lab {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(argv)}")
     server = LabServer(
         workspace=ws, ip=ip, port=chosen_port, token=token, pid=process.pid, log=log,

@@ -68,6 +68,8 @@ def run(
     folder drive/runs/<run>/ (in $DRIVELAB_RUN_DIR), where its log and
     status.json are kept. After a crash or a kill it is restarted and resumes
     from its last complete checkpoint; the drive is flushed when it ends.
+    Colab code runs unchanged: google.colab (drive, files, userdata) is
+    provided, and a notebook runs on the lab's kernel.
 
     Examples:
       drivelab run drive/colab/main.py --epochs 4
@@ -76,6 +78,7 @@ def run(
       drivelab run -p lr 0.1 drive/colab/notebook.ipynb
     """
     from drivelab.jobs import JobSpec, run_job, start_detached
+    from drivelab.lab import job_environment
 
     ws = workspace_from(workspace)
     spec = JobSpec(
@@ -90,6 +93,8 @@ def run(
         node_rank=node_rank,
         rdzv_endpoint=rdzv_endpoint,
     )
+    # Colab notebooks and scripts run unchanged: the google.colab stand-in, and for a notebook the lab's kernel.
+    spec.env = job_environment(ws, notebook=spec.kind == "notebook")
     if detach:
         status = start_detached(ws, spec)
         if json_output:

@@ -5,11 +5,25 @@
 messages are Colab's. ``$DRIVELAB_COLAB_CONTENT`` names a folder to stand for
 ``/content`` (see :func:`drivelab.lab.colab_content`). An error's message
 ends with its hint, since a notebook shows nothing else of it.
+
+When the drive is the workspace's local folder (no cloud drive connected),
+the first mount also says how to connect one: a link to the lab's "Connect a
+drive" page in the lab, a line naming ``drivelab drive connect`` elsewhere.
 """
 
-from drivelab.lab._colab import colab_flush_and_unmount, colab_mount, hints_shown
+import sys as _sys
 
-__all__ = ["mount", "flush_and_unmount"]
+from drivelab.lab._colab import (
+    CONNECT_COMMAND,
+    colab_flush_and_unmount,
+    colab_mount,
+    connect_html,
+    hints_shown,
+    in_kernel,
+    lab_base_url,
+)
+
+__all__ = ["flush_and_unmount", "mount"]
 
 
 def mount(mountpoint, force_remount=False, timeout_ms=120000, readonly=False):
@@ -21,8 +35,22 @@ def mount(mountpoint, force_remount=False, timeout_ms=120000, readonly=False):
             f"Drive already mounted at {mountpoint}; to attempt to forcibly remount, "
             f'call drive.mount("{mountpoint}", force_remount=True).'
         )
+        return
+    print(f"Mounted at {mountpoint}")
+    if getattr(done.drive, "mode", None) == "local":
+        _suggest_connecting()
+
+
+def _suggest_connecting():
+    hint = f"The drive is this machine's folder drive/, not Google Drive; to put it on Google Drive, run `{CONNECT_COMMAND}` in a terminal."
+    base = lab_base_url()
+    if base is not None or in_kernel():
+        # A rich output: the notebook shows it, its text stream keeps Colab's own lines.
+        from IPython.display import display
+
+        display({"text/html": connect_html(base), "text/plain": hint} if base is not None else {"text/markdown": hint}, raw=True)
     else:
-        print(f"Mounted at {mountpoint}")
+        print(hint, file=_sys.stderr)
 
 
 def flush_and_unmount(timeout_ms=24 * 60 * 60 * 1000):
