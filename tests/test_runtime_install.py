@@ -47,7 +47,7 @@ from drivelab.runtime import (
     verify_torch,
 )
 from drivelab.runtime._install import build_matches, installer_argv
-from drivelab.runtime._releases import find_release
+from drivelab.runtime._release_table import find_release
 from drivelab.runtime._verify import checks_from_findings
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
@@ -273,6 +273,27 @@ def test_driver_too_old_is_explained():
     assert not driver.ok and "The NVIDIA driver on your system is too old" in driver.detail
     assert "560.28.03" in driver.fix  # what CUDA 12.6 needs
     assert "devices" not in checks  # one explanation, not two
+
+
+def a100_r535() -> MachineInfo:
+    return MachineInfo(system=system(), nvidia=NvidiaInfo("535.183.01", (12, 2), (NvidiaGpu(0, "NVIDIA A100-SXM4-40GB", 40960, (8, 0)),), source="nvml"))
+
+
+def test_a_build_the_driver_runs_by_minor_version_compatibility_passes():
+    m = a100_r535()
+    a100 = ((0, "NVIDIA A100-SXM4-40GB", [8, 0]),)
+    f = findings(torch="2.14.1+cu126", cuda="12.6", devices=a100, arch=("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"))
+    checks = by_name(checks_from_findings(m, f, plan_torch_install(m, env={}), "python"))
+    assert checks["driver"].ok and "minor-version compatibility" in checks["driver"].detail
+    assert checks["kernels cuda:0"].ok
+    # Its only kernel for this GPU as PTX of a newer CUDA than the driver's: nothing loads.
+    f = findings(torch="2.14.1+cu126", cuda="12.6", devices=a100, arch=("sm_70", "sm_75", "compute_75"))
+    kernels = by_name(checks_from_findings(m, f, plan_torch_install(m, env={}), "python"))["kernels cuda:0"]
+    assert not kernels.ok and "only by PTX (compute_75)" in kernels.detail and "cannot JIT-compile" in kernels.detail
+    assert "torch==2.14.1+cu126" in kernels.fix
+    # The same build on a driver that runs CUDA 12.6 natively JIT-compiles that PTX.
+    native = MachineInfo(system=system(), nvidia=NvidiaInfo("560.35.03", (12, 6), m.nvidia.gpus, source="nvml"))
+    assert by_name(checks_from_findings(native, f, plan_torch_install(native, env={}), "python"))["kernels cuda:0"].ok
 
 
 def test_cpu_build_on_a_gpu_machine_is_not_compiled_with_cuda():
@@ -622,6 +643,11 @@ def test_cli_human_plan_and_no_silent_install(tmp_path, recorded_h100):
     done = cli("setup", "torch", "--dry-run", "--machine", str(recorded_h100), cwd=tmp_path)
     assert done.returncode == 0
     assert "torch==2.14.1+cu130" in done.stderr and "why" in done.stderr
+    a100 = tmp_path / "a100.json"
+    a100.write_text(json.dumps(a100_r535().to_dict()))
+    done = cli("setup", "torch", "--dry-run", "--machine", str(a100), cwd=tmp_path)
+    assert done.returncode == 0 and "torch==2.14.1+cu126" in done.stderr
+    assert "note" in done.stderr and "minor-version compatibility" in done.stderr
     nogpu = tmp_path / "nogpu.json"
     nogpu.write_text(json.dumps(NO_GPU.to_dict()))
     done = cli("setup", "torch", "--machine", str(nogpu), cwd=tmp_path)

@@ -21,23 +21,22 @@ from drivelab.runtime import (
     RELEASES,
     AmdGpu,
     AmdInfo,
+    Backend,
     MachineInfo,
     MpsInfo,
     NvidiaGpu,
     NvidiaInfo,
+    RecordedProbe,
     SystemInfo,
+    TorchRelease,
     XpuInfo,
+    detect_machine,
     plan_torch_install,
 )
-from drivelab.runtime._releases import (
-    KNOWN_BACKENDS,
-    MACOS_X86_64_LAST,
-    cuda_for_driver,
-    find_release,
-    kernel_runs,
-    parse_wheel,
-    refresh_releases,
-)
+from drivelab.runtime._compat import NvidiaDriver, cuda_for_driver, kernel_runs, minor_compat_minimum
+from drivelab.runtime._refresh import refresh_releases
+from drivelab.runtime._release_table import KNOWN_BACKENDS, MACOS_X86_64_LAST, find_release
+from drivelab.runtime._wheel_tags import parse_wheel
 
 NEWEST = max(RELEASES, key=lambda r: r.parsed)
 # The newest release whose GPU builds the table lists (2.15.0 lists only CPU and macOS builds so far).
@@ -120,8 +119,9 @@ def test_h100_on_r580_gets_cu130_of_the_newest_release_with_gpu_builds():
     assert p.requirements() == ["torch==2.14.1+cu130", "torchvision==0.29.1+cu130", "torchaudio==2.11.0+cu130"]
     assert p.index_url == "https://download.pytorch.org/whl/cu130"
     assert "sm_90" in p.archs
-    # Why not cu132: the driver's CUDA 13.0 is too old for it, and the paragraph says so.
-    assert "cu132 needs CUDA 13.2" in p.explanation
+    # Why not cu132: the driver runs it (CUDA 13.x minor-version compatibility) but torchaudio has no cu132 build.
+    assert "cu132 has no torchaudio build" in p.explanation
+    assert p.notes == ()  # cu130 runs natively
     assert_consistent(p)
 
 
@@ -164,20 +164,24 @@ def test_driver_too_old_for_any_cuda_build_plans_cpu_with_an_upgrade_warning(dri
     assert len(p.warnings) == 1
     warning = p.warnings[0]
     assert "driver is too old" in warning and driver in warning
-    assert "upgrade the NVIDIA driver" in warning and "560.28.03" in warning  # what cu126 needs
+    # What cu126 needs: 525.60.13 through minor-version compatibility, 560.28.03 natively.
+    assert "upgrade the NVIDIA driver (>= 525.60.13" in warning and "560.28.03 runs it natively" in warning
     assert f"for torch {NEWEST_GPU.version}+cu126" in warning  # a build the table lists, not one of 2.15.0
     assert_consistent(p)
 
 
-def test_an_old_driver_gets_the_newest_release_with_a_build_it_runs():
-    p = plan(machine(nvidia=nvidia("525.60.13", (12, 0), T4)))
+def test_a_driver_below_the_cuda12_minimum_keeps_the_old_rule():
+    # 520.61.05 runs CUDA 11.8 and is below 525.60.13: no cu12x build, so the newest release with cu118.
+    p = plan(machine(nvidia=nvidia("520.61.05", (11, 8), T4)))
     assert (p.backend, p.torch_release) == ("cu118", "2.7.1")
     assert "torch 2.7.1 is the newest release with a build that runs here" in p.explanation
+    assert "cu126 needs CUDA 12.6 (driver >= 560.28.03, or >= 525.60.13 through CUDA's minor-version compatibility)" in p.explanation
+    assert p.notes == ()
     # Newest release first, then its best build: 2.7.1's cu118 beats 2.6.0's cu124.
-    p = plan(machine(nvidia=nvidia("550.54.14", (12, 4), RTX4090)))  # sm_86 cubins run on 8.9
+    p = plan(machine(nvidia=nvidia("520.61.05", (11, 8), RTX4090)))  # sm_86 cubins run on 8.9
     assert (p.backend, p.torch_release) == ("cu118", "2.7.1")
     p = plan(machine(nvidia=nvidia("550.54.14", (12, 4), RTX4090)), torch_version="2.6")
-    assert (p.backend, p.torch_release) == ("cu124", "2.6.0")
+    assert (p.backend, p.torch_release) == ("cu124", "2.6.0")  # run natively, cu126 is experimental in 2.6
 
 
 def test_two_gpus_of_different_generations_get_a_build_serving_both():
@@ -199,6 +203,116 @@ def test_gpus_no_build_can_serve_together_get_the_newest_gpu_served_and_a_warnin
     (warning,) = p.warnings
     assert "No PyTorch build has kernels for every GPU" in warning
     assert "CUDA_VISIBLE_DEVICES=1" in warning and "GTX 1080" in warning
+
+
+# ---------------------------------------------------------------------- CUDA compatibility
+
+MACHINES_DIR = Path(__file__).resolve().parent / "runtime_machines"
+
+
+def recorded(name: str) -> MachineInfo:
+    record = json.loads((MACHINES_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return detect_machine(RecordedProbe(record), workspace=Path("/work"), scratch=Path("/tmp"))
+
+
+def test_minor_version_compatibility_minimums_are_nvidias():
+    # NVIDIA's CUDA Compatibility guide and release notes: CUDA 12.x from 525.60.13 (Windows 527.41), 13.x from 580.65.06.
+    assert (minor_compat_minimum(12), minor_compat_minimum(12, windows=True)) == ("525.60.13", "527.41")
+    assert (minor_compat_minimum(13), minor_compat_minimum(13, windows=True)) == ("580.65.06", "580")
+    assert minor_compat_minimum(11) is None  # cu118 keeps the driver's own CUDA version as its rule
+
+
+@pytest.mark.parametrize(
+    "driver,cuda,windows,build,mode",
+    [
+        ("535.183.01", (12, 2), False, (12, 6), "minor-compat"),
+        ("535.183.01", (12, 2), False, (11, 8), "native"),
+        ("535.183.01", (12, 2), False, (13, 0), None),  # another CUDA major: never by minor-version compatibility
+        ("525.60.13", (12, 0), False, (12, 9), "minor-compat"),  # exactly the minimum
+        ("525.53", (12, 0), False, (12, 1), None),  # a 12.0 driver below the minimum
+        ("520.61.05", (11, 8), False, (12, 6), None),  # below the minimum: the driver's CUDA rules
+        ("520.61.05", (11, 8), False, (11, 8), "native"),
+        ("580.65.06", (13, 0), False, (13, 2), "minor-compat"),
+        ("575.64.03", (12, 9), False, (13, 0), None),
+        ("527.41", (12, 0), True, (12, 6), "minor-compat"),  # Windows' own figure
+        ("526.98", (12, 0), True, (12, 6), None),
+        (None, (12, 2), False, (12, 6), None),  # no driver version: minor-version compatibility cannot be shown
+    ],
+)
+def test_driver_runs_a_cuda_version_natively_or_by_minor_version_compatibility(driver, cuda, windows, build, mode):
+    assert NvidiaDriver(driver, cuda, windows).runs(build) == mode
+
+
+def test_wsl_compares_the_windows_driver_with_windows_figures():
+    gpu = ("NVIDIA GeForce RTX 3060", (8, 6))
+    wsl = MachineInfo(system=SystemInfo(os="Linux", os_release="5.15", arch="x86_64", python_version="3.12.1", wsl=True), nvidia=nvidia("526.98", (12, 0), gpu))
+    assert NvidiaDriver.of(wsl).windows
+    assert plan(wsl).backend == "cu118"  # 526.98 is below Windows' 527.41
+    wsl = MachineInfo(system=wsl.system, nvidia=nvidia("527.41", (12, 0), gpu))
+    assert (plan(wsl).backend, plan(wsl).torch_release) == ("cu126", NEWEST_GPU.version)
+
+
+def test_a100_on_r535_gets_the_newest_release_with_a_cu12_build():
+    p = plan(recorded("a100-535"))
+    assert (p.backend, p.torch_release, p.cuda) == ("cu126", NEWEST_GPU.version, "12.6")
+    assert "sm_80" in p.archs
+    # The explanation says how the driver runs it, and the PTX caveat; the note, what may be missing.
+    assert "driver 535.183.01 runs it through CUDA's minor-version compatibility" in p.explanation
+    assert "from driver 525.60.13 on" in p.explanation
+    assert "(SASS)" in p.explanation and "not PTX generated by a CUDA newer than the driver's" in p.explanation
+    assert "cu130 needs CUDA 13.0 (driver >= 580.65.06)" in p.explanation
+    (note,) = p.notes
+    assert "may be missing" in note and "560.28.03 runs it natively" in note
+    assert p.warnings == ()
+    assert p.to_dict()["notes"] == [note]
+
+
+def test_a_driver_below_the_minimum_keeps_the_old_rule_on_a_recorded_machine():
+    p = plan(recorded("rtx3090-520"))
+    assert (p.backend, p.torch_release) == ("cu118", "2.7.1")
+    assert "cu126 needs CUDA 12.6 (driver >= 560.28.03, or >= 525.60.13 through CUDA's minor-version compatibility)" in p.explanation
+    assert p.notes == ()
+    with pytest.raises(PlanError, match="cu126 build .* cannot run on this machine.*525.60.13"):
+        plan(recorded("rtx3090-520"), backend="cu126")
+
+
+def test_a_driver_from_580_65_06_runs_cu13x_builds():
+    h100 = recorded("h100-580-nvml")  # 580.65.06: CUDA 13.0
+    p = plan(h100, backend="cu132")
+    assert (p.backend, p.cuda, p.torch_release) == ("cu132", "13.2", NEWEST_GPU.version)
+    assert "runs it through CUDA's minor-version compatibility" in p.explanation and p.notes
+    assert plan(h100).backend == "cu130"  # on its own, the full set the driver runs natively
+    # A CUDA 13.x build needs a 580 driver: 575 runs CUDA 12.9 at most.
+    with pytest.raises(PlanError, match="needs CUDA 13.0 .driver >= 580.65.06.* supports CUDA 12.9"):
+        plan(recorded("rtx5080-575-smi"), backend="cu130")
+
+
+def test_minor_version_compatibility_runs_sass_not_ptx():
+    # A build whose only kernel for Hopper is PTX (compute_86): a driver older than the build's CUDA
+    # cannot JIT-compile PTX of that CUDA, so the H100 finds nothing to run on 535 (CUDA 12.2).
+    ptx_only = Backend("cu126", "cuda", ("linux_x86_64",), (12, 6), sm=((8, 0), (8, 6)), ptx=((8, 6),), min_driver="560.28.03")
+    table = (TorchRelease("2.14.1", "0.29.1", "2.11.0", ("3.11",), (Backend("cpu", "cpu", ("linux_x86_64",)), ptx_only), "2026-10"),)
+    h100_r535 = machine(nvidia=nvidia("535.183.01", (12, 2), H100))
+    p = plan(h100_r535, releases=table)
+    assert p.backend == "cpu"
+    (warning,) = p.warnings
+    assert "covered only by PTX (compute_86)" in warning and "cannot JIT-compile" in warning
+    with pytest.raises(PlanError, match="only through CUDA's minor-version compatibility.*only by PTX"):
+        plan(h100_r535, releases=table, backend="cu126")
+    # A driver that runs CUDA 12.6 natively JIT-compiles it.
+    p = plan(machine(nvidia=nvidia("560.35.03", (12, 6), H100)), releases=table)
+    assert p.backend == "cu126" and p.notes == ()
+    # An A100 has SASS (sm_80): minor-version compatibility serves it.
+    p = plan(machine(nvidia=nvidia("535.183.01", (12, 2), ("NVIDIA A100-SXM4-80GB", (8, 0)))), releases=table)
+    assert p.backend == "cu126" and p.notes
+
+
+def test_a_driver_older_than_the_gpu_runs_no_build_on_it():
+    # Minor-version compatibility would let 560 run a cu128 build, but 560 predates Blackwell (CUDA 12.8).
+    p = plan(machine(nvidia=nvidia("560.35.03", (12, 6), RTX5090)))
+    assert p.backend == "cpu" and "which CUDA 12.8 first supports" in p.warnings[0]
+    with pytest.raises(PlanError, match="which CUDA 12.8 first supports: no build runs on it before driver 570.26"):
+        plan(machine(nvidia=nvidia("560.35.03", (12, 6), RTX5090)), torch_version="2.11.0", backend="cu128")
 
 
 def test_driver_version_alone_is_mapped_to_cuda_by_nvidias_table():
@@ -459,8 +573,10 @@ def test_every_plan_is_one_consistent_set(m):
     if m.nvidia and p.backend.startswith("cu"):
         release = find_release(p.torch_release)
         backend = release.backend(p.backend, p.platform)
-        assert backend.version <= m.nvidia.cuda_driver_version
-        assert all(backend.serves(g.compute_capability) for g in m.nvidia.gpus)
+        mode = NvidiaDriver.of(m).runs(backend.version)
+        assert mode == ("native" if backend.version <= m.nvidia.cuda_driver_version else "minor-compat")
+        assert all(backend.serves(g.compute_capability, jit=mode == "native") for g in m.nvidia.gpus)
+        assert bool(p.notes) is (mode == "minor-compat")
 
 
 def test_aarch64_cpu_pins_without_the_build_tag():
@@ -623,23 +739,22 @@ def test_refresh_offline_is_a_no_op_with_a_note():
 
 # ---------------------------------------------------------------------- recorded machines
 
-MACHINES_DIR = Path(__file__).resolve().parent / "runtime_machines"
-
 # Recorded machine -> (backend, torch release, warns): the plan each must get. Every
 # recorded machine has one. CPU-only machines and Macs on Python 3.11+ get 2.15.0; GPU
-# machines get 2.14.1 until the table lists 2.15.0's GPU builds.
+# machines get 2.14.1 until the table lists 2.15.0's GPU builds, and NVIDIA drivers from
+# 525.60.13 on its cu126 build (CUDA 12.x minor-version compatibility).
 EXPECTED_PLANS = {
-    "a100-535": ("cu118", "2.7.1", False),  # CUDA 12.2: cu126 needs 560
-    "a10g-535-smi-only": ("cu118", "2.7.1", False),
+    "a100-535": ("cu126", "2.14.1", False),  # CUDA 12.2: cu126 through minor-version compatibility
+    "a10g-535-smi-only": ("cu126", "2.14.1", False),
     "b200-580": ("cu130", "2.14.1", False),
     "broken-smi-no-driver": ("cpu", "2.15.0", True),
-    "docker-nvml-unknown-error": ("cu118", "2.7.1", True),  # GPUs unseen: widest build for CUDA 12.4
+    "docker-nvml-unknown-error": ("cu126", "2.14.1", True),  # GPUs unseen: the widest build
     "driver-library-mismatch": ("cu126", "2.14.1", True),  # reboot first, says the warning
     "gh200-aarch64-580": ("cu130", "2.14.1", False),
-    "gpu-lost": ("cu118", "2.7.1", True),
+    "gpu-lost": ("cu126", "2.14.1", True),
     "gtx1080-580-pascal": ("cu126", "2.14.1", False),  # the Pascal trap
     "gtx750ti-450": ("cpu", "2.4.1", True),  # Python 3.8 and a driver too old for CUDA 11.8
-    "gtx970-545": ("cu118", "2.7.1", False),
+    "gtx970-545": ("cu126", "2.14.1", False),  # sm_50 cubins run on 5.2
     "h100-580-nvml": ("cu130", "2.14.1", False),
     "h200-x8-580": ("cu130", "2.14.1", False),
     "intel-arc-a770": ("xpu", "2.14.1", False),
@@ -655,21 +770,22 @@ EXPECTED_PLANS = {
     "mi250x-rocm63-opt-path": ("rocm7.2", "2.14.1", False),
     "mi300x-kfd-permission": ("rocm7.2", "2.14.1", True),
     "no-gpu-cloud-vm": ("cpu", "2.15.0", False),
-    "nvml-absent-procfs": ("cu118", "2.7.1", False),
+    "nvml-absent-procfs": ("cu126", "2.14.1", False),
     "p100-560": ("cu126", "2.14.1", False),
     "rtx-pro-6000-590": ("cu130", "2.14.1", False),
-    "rtx2080ti-525": ("cu118", "2.7.1", False),
+    "rtx2080ti-525": ("cu126", "2.14.1", False),  # 525.147.05 >= 525.60.13
     "rtx5080-575-smi": ("cu129", "2.11.0", False),  # Blackwell on CUDA 12.9
-    "rtx5090-570": ("cu128", "2.11.0", False),  # Blackwell on CUDA 12.8
+    "rtx5090-570": ("cu128", "2.11.0", False),  # Blackwell on CUDA 12.8: natively, before cu129 by minor-version compatibility
+    "rtx3090-520": ("cu118", "2.7.1", False),  # below 525.60.13: the old rule, CUDA <= 11.8
     "rtx5090-595": ("cu130", "2.14.1", False),  # cu132 fits too, but has no torchaudio
     "rx5700-gfx1010-kfd-only": ("cpu", "2.15.0", True),
     "rx580-gfx803-unsupported": ("cpu", "2.15.0", True),
     "rx7900xtx-rocm64-hipconfig": ("rocm7.2", "2.14.1", False),
-    "smi-timeout": ("cu118", "2.7.1", True),
-    "sys-module-only-container": ("cu118", "2.7.1", True),
-    "t4-colab-550": ("cu118", "2.7.1", False),
+    "smi-timeout": ("cu126", "2.14.1", True),
+    "sys-module-only-container": ("cu126", "2.14.1", True),
+    "t4-colab-550": ("cu126", "2.14.1", False),
     "tesla-m10-470": ("cpu", "2.15.0", True),  # driver too old for any CUDA build
-    "two-gpus-3090-1080": ("cu118", "2.7.1", False),
+    "two-gpus-3090-1080": ("cu126", "2.14.1", False),
     "v100-470-old-smi": ("cpu", "2.14.1", True),
     "windows-rtx4070-616": ("cu130", "2.14.1", False),
     "wsl-rtx3060-nvml": ("cu126", "2.14.1", False),
@@ -683,8 +799,6 @@ def recorded_machines() -> list[Path]:
 
 @pytest.mark.parametrize("path", recorded_machines(), ids=lambda p: p.stem)
 def test_recorded_machine_gets_the_expected_plan(path):
-    from drivelab.runtime import RecordedProbe, detect_machine
-
     record = json.loads(path.read_text(encoding="utf-8"))
     m = detect_machine(RecordedProbe(record), workspace=Path("/work"), scratch=Path("/tmp"))
     p = plan(m)

@@ -1,14 +1,14 @@
 """Which PyTorch build fits this machine: one consistent torch/torchvision/torchaudio set.
 
-The rule, for NVIDIA GPUs: the driver's CUDA version must be >= the build's, and
-every GPU's compute capability must have kernels in the build (a cubin of the
-same major and a lower-or-equal minor, or PTX for an older capability). Among
-the builds that fit, the newest torch release wins, then the best build of it:
-stable before experimental, the full torch/torchvision/torchaudio set before a
-partial one, the newest CUDA. AMD GPUs need their gfx target in a ROCm build;
-Intel GPUs the XPU build; Apple silicon PyPI's default build (MPS built in).
+Whether a build runs here is :mod:`._compat`'s rule (the driver runs its CUDA
+version, natively or through CUDA's minor-version compatibility, and every GPU
+finds kernels in it). Among the builds that run, the newest torch release wins,
+then the best build of it: stable before experimental, the full
+torch/torchvision/torchaudio set before a partial one, one the driver runs
+natively before one it runs through minor-version compatibility, the newest
+CUDA. What the user forced (:mod:`._overrides`) is resolved before choosing.
 
-Planning is offline: it reads the release table (:mod:`._releases`), or a
+Planning is offline: it reads the release table (:mod:`._release_table`), or a
 refreshed copy of it, and, for ``find_links``, the wheels in that folder.
 """
 
@@ -17,33 +17,31 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from drivelab.errors import PlanError
-from drivelab.runtime._model import MachineInfo
-from drivelab.runtime._releases import (
-    KNOWN_BACKENDS,
-    MACOS_X86_64_LAST,
-    RELEASES,
-    Backend,
-    TorchRelease,
-    WheelFile,
-    cuda_for_driver,
-    find_release,
-    index_url_for,
-    min_driver_for_cuda,
-    parse_backend,
-    platform_key,
-    scan_wheels,
+from drivelab.runtime._compat import (
+    CC,
+    Fit,
+    Needs,
+    cuda_build_text,
+    fit,
+    fmt_platform,
+    fmt_version,
+    gpu_list,
+    machine_needs,
+    min_driver_to_run,
+    minor_compat_minimum,
+    minor_compat_note,
 )
+from drivelab.runtime._model import MachineInfo
+from drivelab.runtime._overrides import BACKEND_ENV, Overrides, resolve_overrides
+from drivelab.runtime._release_table import MACOS_X86_64_LAST, RELEASES, Backend, TorchRelease
+from drivelab.runtime._wheel_tags import WheelFile, index_url_for, parse_backend
 
 __all__ = ["TorchPlan", "plan_torch_install", "BACKEND_ENV", "FAMILY"]
 
-BACKEND_ENV = "DRIVELAB_TORCH_BACKEND"
 FAMILY = ("torch", "torchvision", "torchaudio")
-
-CC = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -69,6 +67,9 @@ class TorchPlan:
     rocm: str | None = None
     archs: tuple[str, ...] = ()
     """The GPU architectures the build carries (``sm_75`` ... / ``gfx90a`` ...)."""
+    notes: tuple[str, ...] = ()
+    """What to know about a plan that stands, e.g. a build the driver runs through
+    CUDA's minor-version compatibility: less than a warning."""
 
     @property
     def build(self) -> str:
@@ -94,123 +95,12 @@ class TorchPlan:
             "archs": list(self.archs),
             "explanation": self.explanation,
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
             "overrides": dict(self.overrides),
         }
 
 
-# ---------------------------------------------------------------------- the machine
-
-
-@dataclass
-class _Needs:
-    """What the machine asks of a build, read once from :class:`MachineInfo`."""
-
-    platform: str
-    python: str
-    target: str  # "cuda" | "rocm" | "xpu" | "default" | "cpu"
-    cuda_max: CC | None = None
-    cuda_source: str = ""
-    driver: str | None = None
-    gpus: list[tuple[str, CC | None]] = field(default_factory=list)
-    gfx: list[tuple[str, str]] = field(default_factory=list)
-    xpu: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-_PLATFORM_NAMES = {
-    "linux_x86_64": "Linux x86_64",
-    "linux_aarch64": "Linux aarch64",
-    "windows_x86_64": "Windows x86_64",
-    "macos_arm64": "macOS arm64",
-    "macos_x86_64": "macOS x86_64",
-}
-
-
 _KIND_NAMES = {"cuda": "a CUDA", "rocm": "a ROCm", "xpu": "an XPU", "cpu": "a CPU", "default": "a PyPI"}
-
-
-def _fmt_platform(platform: str) -> str:
-    return _PLATFORM_NAMES.get(platform, platform)
-
-
-def _fmt_cc(cc: CC | None) -> str:
-    return f"{cc[0]}.{cc[1]}" if cc else "unknown"
-
-
-def _fmt_ver(version: Sequence[int] | None) -> str:
-    return ".".join(map(str, version)) if version else "?"
-
-
-def _gpu_list(gpus: Sequence[tuple[str, CC | None]]) -> str:
-    names: dict[str, int] = {}
-    for name, cc in gpus:
-        label = f"{name} (compute capability {_fmt_cc(cc)})"
-        names[label] = names.get(label, 0) + 1
-    return ", ".join(f"{n}x {label}" if n > 1 else label for label, n in names.items())
-
-
-def _needs(machine: MachineInfo) -> _Needs:
-    system = machine.system
-    python = ".".join(system.python_version.split(".")[:2])
-    platform = platform_key(system.os, system.arch)
-    needs = _Needs(platform=platform, python=python, target="cpu")
-
-    nvidia = machine.nvidia
-    nvidia_present = nvidia is not None and bool(
-        nvidia.gpus or nvidia.driver_version or nvidia.cuda_driver_version or nvidia.problems
-    )
-    if nvidia is not None and nvidia_present:
-        needs.driver = nvidia.driver_version
-        needs.gpus = [(gpu.name, gpu.compute_capability) for gpu in nvidia.gpus]
-        if nvidia.cuda_driver_version:
-            needs.cuda_max = tuple(nvidia.cuda_driver_version[:2])  # type: ignore[assignment]
-            needs.cuda_source = f"driver {nvidia.driver_version or '(version unknown)'} supports CUDA {_fmt_ver(needs.cuda_max)}"
-        elif nvidia.driver_version:
-            needs.cuda_max = cuda_for_driver(nvidia.driver_version)
-            needs.cuda_source = (
-                f"driver {nvidia.driver_version} supports CUDA {_fmt_ver(needs.cuda_max)} (by NVIDIA's driver table; "
-                "the probe did not report it)"
-            )
-        problems = "; ".join(p.rstrip(".") for p in nvidia.problems)
-        jetson = nvidia.source == "jetson" or any("jetson" in gpu.name.lower() for gpu in nvidia.gpus)
-        if needs.cuda_max is None and jetson:
-            needs.warnings.append(f"{problems or 'This is an NVIDIA Jetson board, which PyTorch wheels do not support'}. Planning the CPU build.")
-        elif needs.cuda_max is None:
-            needs.warnings.append(
-                f"An NVIDIA GPU seems present but its driver could not be read ({problems or 'no probe could read the driver version'}), "
-                "so no CUDA build can be chosen safely: planning the CPU build. Fix the driver (nvidia-smi must work), "
-                "then run `drivelab setup torch` again."
-            )
-        else:
-            needs.target = "cuda"
-            if problems:
-                # The plan stands (it depends on the driver version, which is known), but
-                # the GPU will not work until this is fixed.
-                needs.warnings.append(f"The GPU needs attention before PyTorch can use it: {problems}.")
-            if any(cc is None for _, cc in needs.gpus) or not needs.gpus:
-                needs.warnings.append(
-                    "The compute capability of the NVIDIA GPU(s) could not be read; the build chosen is the one "
-                    "covering the widest range of GPUs, which may still miss yours."
-                )
-    if machine.amd is not None and machine.amd.gpus:
-        gfx = [(gpu.name, gpu.gfx.split(":")[0].strip().lower()) for gpu in machine.amd.gpus]
-        if needs.target == "cuda":
-            needs.warnings.append("AMD GPUs are present too; a build has one GPU backend, and NVIDIA's was chosen.")
-        elif needs.target == "cpu":
-            needs.target = "rocm"
-            needs.gfx = gfx
-            if machine.amd.problems:
-                problems = "; ".join(p.rstrip(".") for p in machine.amd.problems)
-                needs.warnings.append(f"The GPU needs attention before PyTorch can use it: {problems}.")
-    elif machine.amd is not None and machine.amd.problems and needs.target == "cpu":
-        needs.warnings.append("The AMD GPU probe reported: " + "; ".join(machine.amd.problems) + ".")
-    if machine.xpu is not None and machine.xpu.devices and needs.target == "cpu":
-        needs.target = "xpu"
-        needs.xpu = list(machine.xpu.devices)
-    if platform == "macos_arm64" and needs.target == "cpu":
-        needs.target = "default"
-    return needs
 
 
 # --------------------------------------------------------------------- availability
@@ -224,7 +114,7 @@ class _Source:
     releases: Sequence[TorchRelease]
     wheels: list[WheelFile] | None = None
 
-    def version_of(self, package: str, release: TorchRelease, backend: str, needs: _Needs) -> str | None:
+    def version_of(self, package: str, release: TorchRelease, backend: str, needs: Needs) -> str | None:
         """The exact version of ``package`` for ``release`` to pin, or None when that
         package has no wheel of this build for this Python and platform."""
         version = release.package_version(package)
@@ -239,7 +129,7 @@ class _Source:
             return None
         return _pin(version, backend, needs.platform)
 
-    def torch_available(self, release: TorchRelease, backend: str, needs: _Needs) -> bool:
+    def torch_available(self, release: TorchRelease, backend: str, needs: Needs) -> bool:
         return self.version_of("torch", release, backend, needs) is not None
 
 
@@ -257,54 +147,13 @@ def _pin(version: str, backend: str, platform: str) -> str:
 # ------------------------------------------------------------------------ the choice
 
 
-@dataclass
-class _Fit:
-    ok: bool
-    served: list[int] = field(default_factory=list)
-    reason: str = ""
-
-
-def _fit(backend: Backend, needs: _Needs) -> _Fit:
-    if backend.kind == "cuda":
-        assert backend.version is not None
-        if needs.target != "cuda" or needs.cuda_max is None:
-            return _Fit(True, reason="no NVIDIA GPU to check")
-        if tuple(backend.version[:2]) > needs.cuda_max:
-            return _Fit(
-                False,
-                reason=(
-                    f"{backend.name} needs CUDA {backend.version_text} (driver >= {backend.min_driver}), but "
-                    f"{needs.cuda_source}"
-                ),
-            )
-        served = [i for i, (_, cc) in enumerate(needs.gpus) if cc is None or backend.serves(cc)]
-        if len(served) < len(needs.gpus):
-            missing = [needs.gpus[i] for i in range(len(needs.gpus)) if i not in served]
-            return _Fit(
-                False,
-                served,
-                f"{backend.name} has kernels for {', '.join(backend.arch_names())} only, none for {_gpu_list(missing)}",
-            )
-        return _Fit(True, served)
-    if backend.kind == "rocm":
-        if needs.target != "rocm":
-            return _Fit(True, reason="no AMD GPU to check")
-        missing_gfx = [(n, g) for n, g in needs.gfx if g not in backend.gfx]
-        if missing_gfx:
-            return _Fit(
-                False,
-                reason=f"{backend.name} carries {', '.join(backend.gfx)}; not {', '.join(f'{g} ({n})' for n, g in missing_gfx)}",
-            )
-        return _Fit(True)
-    return _Fit(True)
-
-
-def _rank(backend: Backend, release: TorchRelease, source: _Source, needs: _Needs) -> tuple[Any, ...]:
-    """Sort key, best first: stable, full set, (widest archs when GPUs are unknown), newest version."""
+def _rank(backend: Backend, release: TorchRelease, source: _Source, needs: Needs) -> tuple[Any, ...]:
+    """Sort key, best first: stable, full set, (widest archs when GPUs are unknown), run natively
+    rather than through minor-version compatibility (which may lack features), newest version."""
     full = source.version_of("torchaudio", release, backend.name, needs) is not None
     unknown_cc = needs.target == "cuda" and (not needs.gpus or any(cc is None for _, cc in needs.gpus))
     width = -len(backend.sm) if unknown_cc else 0
-    return (backend.experimental, not full, width, tuple(-v for v in (backend.version or ())))
+    return (backend.experimental, not full, width, fit(backend, needs).minor_compat, tuple(-v for v in (backend.version or ())))
 
 
 @dataclass
@@ -314,14 +163,14 @@ class _Choice:
     partial: list[int] | None = None
 
 
-def _candidates(source: _Source, needs: _Needs, version: str | None) -> list[TorchRelease]:
+def _candidates(source: _Source, needs: Needs, version: str | None) -> list[TorchRelease]:
     releases = sorted(source.releases, key=lambda r: r.parsed, reverse=True)
     if version is not None:
         releases = [r for r in releases if r.version == version or r.line == version]
     return releases
 
 
-def _choose_auto(source: _Source, needs: _Needs, version: str | None) -> tuple[_Choice | None, list[str]]:
+def _choose_auto(source: _Source, needs: Needs, version: str | None) -> tuple[_Choice | None, list[str]]:
     """The best (release, backend) for the machine's accelerator, and why others failed."""
     kind = needs.target
     rejected: list[str] = []
@@ -334,11 +183,11 @@ def _choose_auto(source: _Source, needs: _Needs, version: str | None) -> tuple[_
         ]
         fitting = []
         for backend in options:
-            fit = _fit(backend, needs)
-            if fit.ok:
+            result = fit(backend, needs)
+            if result.ok:
                 fitting.append(backend)
-            elif fit.reason and fit.reason not in rejected:
-                rejected.append(fit.reason)
+            elif result.reason and result.reason not in rejected:
+                rejected.append(result.reason)
         if fitting:
             fitting.sort(key=lambda b: _rank(b, release, source, needs))
             return _Choice(release, fitting[0]), rejected
@@ -353,17 +202,15 @@ def _choose_auto(source: _Source, needs: _Needs, version: str | None) -> tuple[_
             for b in release.backends:
                 if b.kind != "cuda" or needs.platform not in b.platforms or not source.torch_available(release, b.name, needs):
                     continue
-                if b.version is None or needs.cuda_max is None or tuple(b.version[:2]) > needs.cuda_max:
-                    continue
-                fit = _fit(b, needs)
-                if fit.served and (best is None or score(fit.served) > score(best.partial or [])):
-                    best = _Choice(release, b, fit.served)
+                result = fit(b, needs)  # serves nothing where the driver does not run the build
+                if result.served and (best is None or score(result.served) > score(best.partial or [])):
+                    best = _Choice(release, b, result.served)
         if best is not None:
             return best, rejected
     return None, rejected
 
 
-def _first_with_backend(source: _Source, needs: _Needs, name: str, version: str | None) -> tuple[_Choice | None, list[str]]:
+def _first_with_backend(source: _Source, needs: Needs, name: str, version: str | None) -> tuple[_Choice | None, list[str]]:
     """For a forced backend: the newest release that has it and fits this machine."""
     rejected: list[str] = []
     first_failure: str | None = None
@@ -371,45 +218,28 @@ def _first_with_backend(source: _Source, needs: _Needs, name: str, version: str 
         backend = release.backend(name, needs.platform)
         if backend is None or not source.torch_available(release, name, needs):
             continue
-        fit = _fit(backend, needs)
-        if fit.ok:
+        result = fit(backend, needs)
+        if result.ok:
             return _Choice(release, backend), rejected
         if first_failure is None:
-            first_failure = f"torch {release.version}: {fit.reason}"
+            first_failure = f"torch {release.version}: {result.reason}"
     if first_failure:
         rejected.append(first_failure)
     return None, rejected
 
 
-# --------------------------------------------------------------------- the overrides
-
-
-def _normalize_backend(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip().lower()
-    if value in ("", "auto"):
-        return None
-    return value
-
-
-def _check_backend_name(name: str, origin: str, releases: Sequence[TorchRelease]) -> None:
-    known = set(KNOWN_BACKENDS) | {b.name for r in releases for b in r.backends}
-    if name not in known:
-        hint_names = ", ".join(n for n in KNOWN_BACKENDS)
-        why = "no PyTorch release drivelab knows has that build" if parse_backend(name) else "not a PyTorch build name"
-        raise PlanError(
-            f"unknown PyTorch backend {name!r} (from {origin}): {why}",
-            hint=f"choose one of: auto, {hint_names}",
-        )
-
-
-def _backend_from_index_url(url: str) -> str | None:
-    last = url.rstrip("/").rsplit("/", 1)[-1].lower()
-    return last if parse_backend(last) and last != "default" else None
-
-
 # ------------------------------------------------------------------------- the plan
+
+
+@dataclass
+class _Request:
+    """One planning call, once the overrides are resolved: where packages come from, what the
+    machine asks, what the user forced, and the warnings gathered so far."""
+
+    source: _Source
+    needs: Needs
+    overrides: Overrides
+    warnings: list[str]
 
 
 def plan_torch_install(
@@ -437,106 +267,36 @@ def plan_torch_install(
     build or version, a Python version without wheels) and when no PyTorch has
     wheels for this Python and platform at all.
     """
-    environ = os.environ if env is None else env
     table = tuple(releases) if releases is not None else RELEASES
-    overrides: dict[str, str] = {}
-    warnings: list[str] = []
-
-    if index_url and find_links:
-        raise PlanError(
-            "--index-url and --find-links cannot be used together",
-            hint="use --find-links DIR to install offline from a folder of wheels, or --index-url URL for a mirror",
-        )
-
-    forced = _normalize_backend(backend)
-    origin = "--backend"
-    if forced is None:
-        forced = _normalize_backend(environ.get(BACKEND_ENV))
-        origin = f"${BACKEND_ENV}"
-    if forced is not None:
-        _check_backend_name(forced, origin, table)
-        overrides["backend"] = f"{forced} ({origin})"
-
-    version: str | None = None
-    if torch_version:
-        version, _, local = torch_version.strip().partition("+")
-        version = version.removeprefix("torch==").strip()
-        if local:
-            local = local.lower()
-            if forced is not None and forced != local:
-                raise PlanError(
-                    f"--torch {torch_version} asks for the {local} build but {origin} asks for {forced}",
-                    hint="give the build once: --torch VERSION --backend BUILD",
-                )
-            _check_backend_name(local, "--torch", table)
-            if forced is None:
-                forced, origin = local, "--torch"
-                overrides["backend"] = f"{forced} (--torch)"
-        overrides["torch"] = version
-
-    if index_url:
-        overrides["index_url"] = index_url
-        from_url = _backend_from_index_url(index_url)
-        if from_url is not None:
-            if forced is not None and forced != from_url:
-                raise PlanError(
-                    f"--index-url {index_url} is the index of the {from_url} build, but {origin} asks for {forced}",
-                    hint="pass the index URL that serves the build you want (its last part names the build)",
-                )
-            if forced is None:
-                _check_backend_name(from_url, "--index-url", table)
-                forced, origin = from_url, "--index-url"
-                overrides["backend"] = f"{forced} (--index-url)"
-
-    needs = _needs(machine)
-    warnings.extend(needs.warnings)
-
-    source = _Source(table)
-    find_links_text: str | None = None
-    if find_links is not None:
-        find_links_text = str(find_links)
-        overrides["find_links"] = find_links_text
-        folder = Path(find_links_text)
-        if "://" not in find_links_text:
-            if not folder.is_dir():
-                raise PlanError(
-                    f"--find-links {find_links_text}: no such folder",
-                    hint="give a folder holding the torch (and torchvision, torchaudio) wheels",
-                )
-            wheels = scan_wheels(folder)
-            if not any(w.package == "torch" for w in wheels):
-                raise PlanError(
-                    f"--find-links {find_links_text} holds no torch wheel",
-                    hint="fill it with `pip download --dest DIR torch==VERSION+BUILD ...` on a machine with internet",
-                )
-            source = _Source(table, wheels)
-
-    if version is not None and find_release(version, table) is None and (source.wheels is None):
-        known = ", ".join(r.version for r in sorted(table, key=lambda r: r.parsed)[-8:])
-        raise PlanError(
-            f"torch {version} is not a release drivelab knows",
-            hint=f"known releases include {known}; a newer one is learned online with `drivelab setup torch --refresh`",
-        )
+    overrides = resolve_overrides(
+        backend=backend,
+        torch_version=torch_version,
+        index_url=index_url,
+        find_links=find_links,
+        env=os.environ if env is None else env,
+        releases=table,
+    )
+    needs = machine_needs(machine)
+    wheels = list(overrides.wheels) if overrides.wheels is not None else None
+    req = _Request(_Source(table, wheels), needs, overrides, list(needs.warnings))
+    version, forced = overrides.version, overrides.backend
 
     if needs.platform == "macos_x86_64":
-        return _plan_intel_mac(needs, version, overrides, warnings, index_url)
+        return _plan_intel_mac(req)
 
     if forced is not None:
-        choice, rejected = _plan_forced(forced, origin, source, needs, version)
+        choice, _ = _plan_forced(forced, overrides.origin, req.source, needs, version)
         if forced_kind(forced) != needs.target and forced_kind(forced) in ("cuda", "rocm", "xpu"):
-            warnings.append(_no_gpu_for(forced, needs))
+            req.warnings.append(_no_gpu_for(forced, needs))
     else:
-        choice, rejected = _choose_auto(source, needs, version)
+        choice, rejected = _choose_auto(req.source, needs, version)
         if choice is None and needs.target not in ("cpu", "default"):
-            warnings.append(_gpu_unusable(needs, rejected))
+            req.warnings.append(_gpu_unusable(needs, rejected))
             fallback = "default" if needs.platform.startswith("macos") else "cpu"
-            cpu_needs = replace(needs, target=fallback)
-            choice, _ = _choose_auto(source, cpu_needs, version)
+            choice, _ = _choose_auto(req.source, replace(needs, target=fallback), version)
         if choice is None:
-            raise _nothing_fits(source, needs, version)
-
-    assert choice is not None
-    return _assemble(choice, source, needs, version, forced, origin, overrides, warnings, rejected, index_url, find_links_text)
+            raise _nothing_fits(req.source, needs, version)
+    return _assemble(choice, req)
 
 
 def forced_kind(name: str) -> str:
@@ -544,7 +304,7 @@ def forced_kind(name: str) -> str:
     return parsed[0] if parsed else "?"
 
 
-def _no_gpu_for(name: str, needs: _Needs) -> str:
+def _no_gpu_for(name: str, needs: Needs) -> str:
     kind = forced_kind(name)
     gpu = {"cuda": "NVIDIA", "rocm": "AMD", "xpu": "Intel"}[kind]
     return (
@@ -553,7 +313,7 @@ def _no_gpu_for(name: str, needs: _Needs) -> str:
     )
 
 
-def _plan_forced(name: str, origin: str, source: _Source, needs: _Needs, version: str | None) -> tuple[_Choice, list[str]]:
+def _plan_forced(name: str, origin: str, source: _Source, needs: Needs, version: str | None) -> tuple[_Choice, list[str]]:
     choice, rejected = _first_with_backend(source, needs, name, version)
     if choice is not None:
         return choice, rejected
@@ -570,17 +330,17 @@ def _plan_forced(name: str, origin: str, source: _Source, needs: _Needs, version
     if not with_backend:
         names = sorted({n for r in releases for n in r.backend_names(needs.platform)})
         elsewhere = any(name in r.backend_names() for r in releases)
-        where = f" for {_fmt_platform(needs.platform)}" if elsewhere else ""
+        where = f" for {fmt_platform(needs.platform)}" if elsewhere else ""
         raise PlanError(
             f"{what} has {'no ' if version else 'a '}{name} build{where}",
             hint=f"choose a build it has ({', '.join(names)}), or another --torch version"
             if version
-            else f"builds for {_fmt_platform(needs.platform)}: {', '.join(names)}",
+            else f"builds for {fmt_platform(needs.platform)}: {', '.join(names)}",
         )
     pythons = sorted({p for r in with_backend for p in r.python}, key=lambda p: int(p.split('.')[1]))
     if source.wheels is not None:
         raise PlanError(
-            f"the --find-links folder holds no torch wheel of the {name} build for Python {needs.python} on {_fmt_platform(needs.platform)}",
+            f"the --find-links folder holds no torch wheel of the {name} build for Python {needs.python} on {fmt_platform(needs.platform)}",
             hint="add the wheel to the folder, or drop --backend/--torch to plan from what it holds",
         )
     subject = f"torch {version} has no {name} wheels" if version else f"no {name} build has wheels"
@@ -590,7 +350,7 @@ def _plan_forced(name: str, origin: str, source: _Source, needs: _Needs, version
     )
 
 
-def _suggest_for(source: _Source, needs: _Needs, version: str | None) -> str:
+def _suggest_for(source: _Source, needs: Needs, version: str | None) -> str:
     choice, _ = _choose_auto(source, needs, version)
     if choice is None:
         choice, _ = _choose_auto(source, needs, None)
@@ -602,14 +362,13 @@ def _suggest_for(source: _Source, needs: _Needs, version: str | None) -> str:
     )
 
 
-def _gpu_unusable(needs: _Needs, rejected: list[str]) -> str:
+def _gpu_unusable(needs: Needs, rejected: list[str]) -> str:
     if needs.target == "cuda":
-        assert needs.cuda_max is not None
-        oldest_cuda = min(
-            (b.version for r in RELEASES for b in r.backends if b.kind == "cuda" and b.version and needs.platform in b.platforms),
-            default=None,
-        )
-        if oldest_cuda is not None and needs.cuda_max < tuple(oldest_cuda[:2]):
+        driver = needs.driver
+        assert driver is not None and driver.cuda is not None
+        cuda_builds = [b for r in RELEASES for b in r.backends if b.kind == "cuda" and b.version and needs.platform in b.platforms]
+        if cuda_builds and not any(driver.runs(b.version) for b in cuda_builds):
+            oldest_cuda = min(b.version for b in cuda_builds if b.version)
             # The newest release with a CUDA build here, not the newest release: that one
             # may have none in the table yet.
             newest = max(
@@ -619,16 +378,21 @@ def _gpu_unusable(needs: _Needs, rejected: list[str]) -> str:
             widest = newest.backend("cu126", needs.platform) or next(
                 (b for b in newest.backends if b.kind == "cuda" and needs.platform in b.platforms), None
             )
-            want = widest.min_driver if widest else min_driver_for_cuda((12, 6))
+            want = min_driver_to_run(widest, windows=driver.windows) if widest else minor_compat_minimum(12, windows=driver.windows)
+            natively = (
+                f", through CUDA's minor-version compatibility; >= {widest.min_driver} runs it natively"
+                if widest is not None and want != widest.min_driver
+                else ""
+            )
             return (
                 f"The NVIDIA driver is too old for any PyTorch CUDA build: {needs.cuda_source}, and the oldest "
-                f"CUDA build needs CUDA {_fmt_ver(oldest_cuda)}. Planning the CPU build; to use the GPU, upgrade the "
-                f"NVIDIA driver (>= {want} for torch {newest.version}+{widest.name if widest else 'cu126'}), "
+                f"CUDA build needs CUDA {fmt_version(oldest_cuda)}. Planning the CPU build; to use the GPU, upgrade the "
+                f"NVIDIA driver (>= {want} for torch {newest.version}+{widest.name if widest else 'cu126'}{natively}), "
                 "then run `drivelab setup torch` again."
             )
         why = "; ".join(rejected[:3]) or "no CUDA build fits"
         return (
-            f"No PyTorch CUDA build runs on {_gpu_list(needs.gpus)} with this driver ({why}). Planning the CPU build; "
+            f"No PyTorch CUDA build runs on {gpu_list(needs.gpus)} with this driver ({why}). Planning the CPU build; "
             "a newer driver may open newer builds, and GPUs older than Maxwell (5.0) have no current build."
         )
     if needs.target == "rocm":
@@ -644,37 +408,36 @@ def _gpu_unusable(needs: _Needs, rejected: list[str]) -> str:
             f"gfx942, gfx950, gfx1030, gfx110x, gfx115x, gfx120x). Planning the CPU build.{hint}"
         )
     if needs.target == "xpu":
-        return f"No XPU build of PyTorch has wheels for Python {needs.python} on {_fmt_platform(needs.platform)}. Planning the CPU build."
+        return f"No XPU build of PyTorch has wheels for Python {needs.python} on {fmt_platform(needs.platform)}. Planning the CPU build."
     return "No GPU build fits. Planning the CPU build."
 
 
-def _nothing_fits(source: _Source, needs: _Needs, version: str | None) -> PlanError:
+def _nothing_fits(source: _Source, needs: Needs, version: str | None) -> PlanError:
     releases = _candidates(source, needs, version)
     if source.wheels is not None:
         found = sorted({w.filename for w in source.wheels if w.package == "torch"})
         return PlanError(
-            f"no torch wheel in --find-links fits Python {needs.python} on {_fmt_platform(needs.platform)}"
+            f"no torch wheel in --find-links fits Python {needs.python} on {fmt_platform(needs.platform)}"
             + (f" (torch {version})" if version else ""),
             hint="the folder holds: " + ", ".join(found[:6]),
         )
     supported = sorted({p for r in releases for p in r.python if any(needs.platform in b.platforms for b in r.backends)}, key=lambda p: int(p.split(".")[1]))
     if not supported:
-        return PlanError(f"PyTorch publishes no wheels for {_fmt_platform(needs.platform)}", hint="use Linux x86_64/aarch64, Windows x86_64 or macOS arm64")
+        return PlanError(f"PyTorch publishes no wheels for {fmt_platform(needs.platform)}", hint="use Linux x86_64/aarch64, Windows x86_64 or macOS arm64")
     what = f"torch {version}" if version else "no PyTorch release drivelab knows"
     if version:
         return PlanError(
-            f"torch {version} has no wheels for Python {needs.python} on {_fmt_platform(needs.platform)}; it supports Python {', '.join(supported)}",
+            f"torch {version} has no wheels for Python {needs.python} on {fmt_platform(needs.platform)}; it supports Python {', '.join(supported)}",
             hint="use one of those Python versions, or another --torch version",
         )
     return PlanError(
-        f"{what} has wheels for Python {needs.python} on {_fmt_platform(needs.platform)}; PyTorch supports Python {supported[0]} to {supported[-1]}",
+        f"{what} has wheels for Python {needs.python} on {fmt_platform(needs.platform)}; PyTorch supports Python {supported[0]} to {supported[-1]}",
         hint=f"create the environment with Python {supported[-1]} (for example `uv venv --python {supported[-1]}`)",
     )
 
 
-def _plan_intel_mac(
-    needs: _Needs, version: str | None, overrides: dict[str, str], warnings: list[str], index_url: str | None
-) -> TorchPlan:
+def _plan_intel_mac(req: _Request) -> TorchPlan:
+    needs, version, warnings = req.needs, req.overrides.version, req.warnings
     release = MACOS_X86_64_LAST
     if version is not None and version not in (release.version, release.line):
         raise PlanError(
@@ -700,7 +463,7 @@ def _plan_intel_mac(
     )
     return TorchPlan(
         backend="default",
-        index_url=index_url or index_url_for("default"),
+        index_url=req.overrides.index_url or index_url_for("default"),
         find_links=None,
         packages=packages,
         torch_release=release.version,
@@ -708,23 +471,14 @@ def _plan_intel_mac(
         platform=needs.platform,
         explanation=explanation,
         warnings=tuple(warnings),
-        overrides=overrides,
+        overrides=req.overrides.record(),
     )
 
 
-def _assemble(
-    choice: _Choice,
-    source: _Source,
-    needs: _Needs,
-    version: str | None,
-    forced: str | None,
-    origin: str,
-    overrides: dict[str, str],
-    warnings: list[str],
-    rejected: list[str],
-    index_url: str | None,
-    find_links: str | None,
-) -> TorchPlan:
+def _assemble(choice: _Choice, req: _Request) -> TorchPlan:
+    source, needs, warnings = req.source, req.needs, req.warnings
+    version, forced, origin = req.overrides.version, req.overrides.backend, req.overrides.origin
+    find_links, index_url = req.overrides.find_links, req.overrides.index_url
     release, backend = choice.release, choice.backend
     packages: dict[str, str] = {}
     for package in FAMILY:
@@ -743,17 +497,18 @@ def _assemble(
         parts.append(f"You asked for the {backend.name} build ({origin}).")
     parts.append(machine_text)
 
+    notes: list[str] = []
     if backend.kind == "cuda" and needs.target == "cuda":
-        parts.append(
-            f"The {backend.name} build needs CUDA {backend.version_text} (driver >= {backend.min_driver}) and carries "
-            f"kernels for {', '.join(backend.arch_names())}"
-            + (
-                f", which cover {'every GPU here' if len(needs.gpus) > 1 else 'this GPU'}."
-                if choice.partial is None and needs.gpus and all(cc for _, cc in needs.gpus)
-                else "."
-            )
+        result = fit(backend, needs)
+        covers = (
+            f", which cover {'every GPU here' if len(needs.gpus) > 1 else 'this GPU'}."
+            if choice.partial is None and needs.gpus and all(cc for _, cc in needs.gpus)
+            else "."
         )
-        skipped = _skipped_newer_cuda(release, backend, needs)
+        parts.append(cuda_build_text(backend, needs, result, covers=covers))
+        if result.minor_compat:
+            notes.append(minor_compat_note(backend, needs))
+        skipped = _skipped_newer_cuda(release, backend, result, source, needs)
         if skipped:
             parts.append(skipped)
     elif backend.kind == "rocm" and needs.target == "rocm":
@@ -777,11 +532,9 @@ def _assemble(
         unserved = [needs.gpus[i] for i in range(len(needs.gpus)) if i not in choice.partial]
         warnings.append(
             f"No PyTorch build has kernels for every GPU here. {backend.name} serves "
-            f"{_gpu_list([needs.gpus[i] for i in choice.partial])} but not {_gpu_list(unserved)}: hide those with "
+            f"{gpu_list([needs.gpus[i] for i in choice.partial])} but not {gpu_list(unserved)}: hide those with "
             f"CUDA_VISIBLE_DEVICES={','.join(str(i) for i in choice.partial)}, or they fail with 'no kernel image is available'."
         )
-    if needs.notes:
-        parts.extend(needs.notes)
     if backend.experimental:
         warnings.append(f"The {backend.name} build of torch {release.version} is marked experimental in PyTorch's release matrix.")
 
@@ -802,17 +555,18 @@ def _assemble(
         platform=needs.platform,
         explanation=" ".join(parts),
         warnings=tuple(warnings),
-        overrides=overrides,
+        overrides=req.overrides.record(),
         cuda=backend.version_text if backend.kind == "cuda" else None,
         rocm=backend.version_text if backend.kind == "rocm" else None,
         archs=tuple(backend.arch_names()),
+        notes=tuple(notes),
     )
 
 
-def _machine_text(needs: _Needs) -> str:
-    where = f"Python {needs.python} on {_fmt_platform(needs.platform)}"
+def _machine_text(needs: Needs) -> str:
+    where = f"Python {needs.python} on {fmt_platform(needs.platform)}"
     if needs.target == "cuda":
-        gpus = _gpu_list(needs.gpus) if needs.gpus else "an NVIDIA GPU"
+        gpus = gpu_list(needs.gpus) if needs.gpus else "an NVIDIA GPU"
         return f"This machine has {gpus}; its {needs.cuda_source}; {where}."
     if needs.target == "rocm":
         return f"This machine has AMD {', '.join(f'{n} ({g})' for n, g in needs.gfx)}; {where}."
@@ -825,28 +579,36 @@ def _machine_text(needs: _Needs) -> str:
     return f"No GPU was found; {where}."
 
 
-def _skipped_newer_cuda(release: TorchRelease, chosen: Backend, needs: _Needs) -> str:
+def _skipped_newer_cuda(release: TorchRelease, chosen: Backend, chosen_fit: Fit, source: _Source, needs: Needs) -> str:
+    """Why the release's newer CUDA builds lost to ``chosen``, in the order of :func:`_rank`."""
     assert chosen.version is not None
     newer = [
         b for b in release.backends
         if b.kind == "cuda" and needs.platform in b.platforms and b.version and b.version > chosen.version
     ]  # fmt: skip
+    chosen_full = source.version_of("torchaudio", release, chosen.name, needs) is not None
     reasons = []
     for b in newer:
-        fit = _fit(b, needs)
-        if not fit.ok:
-            reasons.append(fit.reason)
+        result = fit(b, needs)
+        if not result.ok:
+            reasons.append(result.reason)
+        elif not source.torch_available(release, b.name, needs):
+            reasons.append(f"{b.name} has no torch wheel for Python {needs.python}")
         elif b.experimental and not chosen.experimental:
             reasons.append(f"{b.name} is experimental in {release.version}")
-        else:
+        elif chosen_full and source.version_of("torchaudio", release, b.name, needs) is None:
             reasons.append(f"{b.name} has no torchaudio build")
+        elif result.minor_compat and not chosen_fit.minor_compat:
+            reasons.append(f"{b.name} would run only through CUDA's minor-version compatibility, {chosen.name} runs natively")
+        else:
+            reasons.append(f"{b.name} carries kernels for fewer GPU architectures ({len(b.sm)}, against {len(chosen.sm)})")
     if not reasons:
         return ""
     return "Newer CUDA builds of this release are not used: " + "; ".join(reasons) + "."
 
 
 def _why_not_newest(
-    release: TorchRelease, newest: TorchRelease, backend: Backend, needs: _Needs, source: _Source, forced: str | None
+    release: TorchRelease, newest: TorchRelease, backend: Backend, needs: Needs, source: _Source, forced: str | None
 ) -> str:
     if not newest.has_wheel("torch", newest.backends[0].name, needs.python, needs.platform) and needs.python not in newest.python:
         return (
@@ -867,12 +629,12 @@ def _why_not_newest(
         if newest_kind.version == release.version:
             return (
                 f"torch {release.version} is the newest release with {_KIND_NAMES.get(backend.kind, 'a ' + backend.kind)} build "
-                f"in drivelab's release table for {_fmt_platform(needs.platform)}; it lists none of torch {newest.version}."
+                f"in drivelab's release table for {fmt_platform(needs.platform)}; it lists none of torch {newest.version}."
             )
         newest = newest_kind
     if backend.kind == "cuda":
         other = [b for b in newest.backends if b.kind == "cuda" and needs.platform in b.platforms]
-        reasons = [_fit(b, needs).reason for b in other if not _fit(b, needs).ok]
+        reasons = [result.reason for result in (fit(b, needs) for b in other) if not result.ok]
         return (
             f"torch {release.version} is the newest release with a build that runs here; torch {newest.version} does not: "
             + "; ".join(reasons[:3])
@@ -882,7 +644,7 @@ def _why_not_newest(
 
 
 def _missing_package(
-    package: str, want: str | None, release: TorchRelease, backend: Backend, source: _Source, needs: _Needs
+    package: str, want: str | None, release: TorchRelease, backend: Backend, source: _Source, needs: Needs
 ) -> str:
     if want is None:
         return f"No {package} goes with torch {release.version}: not installed."

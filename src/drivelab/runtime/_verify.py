@@ -26,15 +26,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from drivelab.errors import PlanError
+from drivelab.runtime._compat import MINOR_COMPAT, NvidiaDriver, kernel_runs, min_driver_for_cuda
 from drivelab.runtime._model import MachineInfo
 from drivelab.runtime._plan import TorchPlan, plan_torch_install
-from drivelab.runtime._releases import (
-    cuda_for_driver,
-    expected_torchaudio,
-    find_release,
-    kernel_runs,
-    min_driver_for_cuda,
-)
+from drivelab.runtime._release_table import expected_torchaudio, find_release
 
 __all__ = ["Check", "VerifyReport", "verify_torch", "checks_from_findings", "run_probe"]
 
@@ -231,14 +226,8 @@ def _nvidia_gpus(machine: MachineInfo) -> list[tuple[str, tuple[int, int] | None
 
 
 def _driver_cuda(machine: MachineInfo) -> tuple[int, int] | None:
-    nvidia = machine.nvidia
-    if nvidia is None:
-        return None
-    if nvidia.cuda_driver_version:
-        return tuple(nvidia.cuda_driver_version[:2])  # type: ignore[return-value]
-    if nvidia.driver_version:
-        return cuda_for_driver(nvidia.driver_version)
-    return None
+    driver = NvidiaDriver.of(machine)
+    return driver.cuda if driver else None
 
 
 def _version_tuple(text: str | None) -> tuple[int, int] | None:
@@ -280,13 +269,16 @@ def checks_from_findings(machine: MachineInfo, findings: dict[str, Any], expecte
     # The build fits the machine?
     checks.append(_build_check(machine, kind, expected_kind, expected, torch_version, imported, gpus))
 
-    # The driver is new enough for this CUDA build?
-    driver_cuda = _driver_cuda(machine)
+    # The driver runs this CUDA build (natively, or through minor-version compatibility)?
+    driver = NvidiaDriver.of(machine)
+    driver_cuda = driver.cuda if driver else None
     built_cuda = _version_tuple(imported.get("cuda"))
+    mode = driver.runs(built_cuda) if driver is not None else None
+    no_jit: str | None = None
     driver_failed = False
     if kind == "cuda" and (gpus or machine.nvidia is not None):
         too_old = DRIVER_TOO_OLD.lower() in cuda_text.lower() or (
-            driver_cuda is not None and built_cuda is not None and driver_cuda < built_cuda
+            driver_cuda is not None and built_cuda is not None and mode is None
         )
         if too_old:
             driver_failed = True
@@ -303,6 +295,21 @@ def checks_from_findings(machine: MachineInfo, findings: dict[str, Any], expecte
                     + _setup_fix(expected),
                 )
             )
+        elif mode == MINOR_COMPAT:
+            assert driver is not None
+            no_jit = (
+                f"built with CUDA {imported.get('cuda')}, newer than the driver's CUDA {'.'.join(map(str, driver_cuda or ()))}, which "
+                "cannot JIT-compile its PTX"
+            )
+            checks.append(
+                Check(
+                    "driver",
+                    True,
+                    f"driver {driver.version} runs CUDA {imported.get('cuda')} builds through CUDA's minor-version compatibility "
+                    f"(natively it supports CUDA {'.'.join(map(str, driver_cuda or ()))}): GPUs need kernels compiled for them, "
+                    "and features that need a newer driver may be missing",
+                )
+            )
         else:
             checks.append(Check("driver", True, f"driver {machine.nvidia.driver_version if machine.nvidia else '?'} runs CUDA {imported.get('cuda')} builds"))
     elif gpus and expected is not None and expected.backend == "cpu" and expected.warnings:
@@ -314,7 +321,7 @@ def checks_from_findings(machine: MachineInfo, findings: dict[str, Any], expecte
     checks.extend(_device_checks(machine, kind, expected_kind, findings, gpus, driver_failed, cuda_text))
 
     # Kernels for each GPU.
-    checks.extend(_kernel_checks(kind, cuda, expected))
+    checks.extend(_kernel_checks(kind, cuda, expected, no_jit=no_jit))
 
     # Compute on each device.
     for result in findings.get("compute", []):
@@ -472,7 +479,9 @@ def _device_checks(
     return out
 
 
-def _kernel_checks(kind: str, cuda: dict[str, Any], expected: TorchPlan | None) -> list[Check]:
+def _kernel_checks(kind: str, cuda: dict[str, Any], expected: TorchPlan | None, *, no_jit: str | None = None) -> list[Check]:
+    """One check per GPU: does the build carry kernels that run on it? ``no_jit`` says why the
+    driver cannot JIT-compile the build's PTX (minor-version compatibility), when it cannot."""
     out: list[Check] = []
     arch_list = list(cuda.get("arch_list") or [])
     if kind == "cuda":
@@ -482,8 +491,18 @@ def _kernel_checks(kind: str, cuda: dict[str, Any], expected: TorchPlan | None) 
             if len(cc) != 2:
                 continue
             label = f"GPU {device['index']} ({device['name']}, compute capability {cc[0]}.{cc[1]})"
-            if kernel_runs(cc, sm, ptx):  # type: ignore[arg-type]
+            if kernel_runs(cc, sm, () if no_jit else ptx):  # type: ignore[arg-type]
                 out.append(Check(f"kernels cuda:{device['index']}", True, f"{label}: this build has kernels for it"))
+            elif no_jit and kernel_runs(cc, (), ptx):  # type: ignore[arg-type]
+                out.append(
+                    Check(
+                        f"kernels cuda:{device['index']}",
+                        False,
+                        f"{label}: this build has it covered only by PTX ({', '.join(a for a in arch_list if a.startswith('compute_'))}), "
+                        f"{no_jit}, so its kernels do not load on this GPU.",
+                        "upgrade the NVIDIA driver, or install the build that fits this driver: " + _setup_fix(expected),
+                    )
+                )
             else:
                 out.append(
                     Check(

@@ -67,6 +67,8 @@ def render_plan(plan: TorchPlan, *, title: str = "PyTorch plan") -> None:
         console.print(f"  index     {escape(plan.index_url or '')}")
     console.print(f"  install   {escape('  '.join(plan.requirements()))}", soft_wrap=True)
     console.print(f"  why       {escape(plan.explanation)}", soft_wrap=True)
+    for note in plan.notes:
+        console.print(f"  note      {escape(note)}", soft_wrap=True)
     for warning in plan.warnings:
         console.print(f"  [yellow]warning[/]   {escape(warning)}", soft_wrap=True)
 
@@ -123,8 +125,9 @@ def torch(
     """Install the PyTorch that fits this machine's GPU, driver and Python, then prove it works.
 
     Plans torch, torchvision and torchaudio as one matching set from one index
-    (the driver must support the build's CUDA version and every GPU must have
-    kernels in it), installs them with pip or uv, and verifies them in a fresh
+    (the driver must run the build's CUDA version, natively or through CUDA's
+    minor-version compatibility, and every GPU must have kernels in it),
+    installs them with pip or uv, and verifies them in a fresh
     interpreter: devices seen, a matmul and a conv on each, torchvision's ops.
 
     With --if-needed a PyTorch that is already installed and passes the checks

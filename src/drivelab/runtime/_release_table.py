@@ -1,10 +1,12 @@
-"""The PyTorch releases drivelab knows, offline: versions, builds, and what each build runs on.
+"""The PyTorch releases drivelab knows, offline: versions, builds, and what each build carries.
 
 One :class:`TorchRelease` per torch version holds the matching torchvision and
 torchaudio, the Python versions with wheels, and one :class:`Backend` per build
 ("cpu", "cu130", "rocm7.2", "xpu", "default") and platform: the CUDA or ROCm
 version, the GPU architectures its kernels were compiled for, and the oldest
-NVIDIA driver that runs it.
+NVIDIA driver that runs its CUDA version natively. Whether a build runs on a
+machine is :mod:`._compat`'s to say; refreshing the table from an index is
+:mod:`._refresh`'s.
 
 The table is kept by hand from public sources, named next to each fact:
 
@@ -19,8 +21,7 @@ The table is kept by hand from public sources, named next to each fact:
            (a public report that checked the build script against the wheels).
 [rocm]     pytorch/pytorch .ci/docker/manywheel/build.sh, PYTORCH_ROCM_ARCH per ROCm
            generation.
-[driver]   NVIDIA CUDA Toolkit release notes, table "CUDA Toolkit and Corresponding
-           Driver Versions" (Linux x86_64, GA releases).
+[driver]   NVIDIA CUDA Toolkit release notes (see :mod:`._compat`).
 [versions] pytorch.org get-started/previous-versions and install commands published
            for each release (torch / torchvision / torchaudio triples); torchaudio
            2.11.0 "supports torch>=2.11" (pytorch/audio#4212), so torch 2.12-2.14 pair
@@ -38,22 +39,19 @@ The table is kept by hand from public sources, named next to each fact:
 Where a fact could not be established the table says so and errs on the side
 of *not* promising a build: an arch left out makes drivelab pick another build,
 an arch wrongly claimed would install kernels that do not run.
-
-:func:`refresh_releases` reads a PEP 503/691 simple index when online and
-merges what it lists (versions, builds, Python tags, platforms) into the table.
 """
 
 from __future__ import annotations
 
 import functools
-import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
+
+from drivelab.runtime._compat import CC, kernel_runs, min_driver_for_cuda
+from drivelab.runtime._wheel_tags import parse_backend, python_tag
 
 __all__ = [
     "Backend",
@@ -61,29 +59,12 @@ __all__ = [
     "RELEASES",
     "MACOS_X86_64_LAST",
     "TABLE_DATE",
-    "DEFAULT_INDEX_ROOT",
-    "PYPI_INDEX",
     "KNOWN_BACKENDS",
-    "RefreshResult",
-    "refresh_releases",
-    "WheelFile",
-    "parse_wheel",
-    "scan_wheels",
-    "platform_key",
-    "parse_backend",
-    "index_url_for",
-    "kernel_runs",
-    "cuda_for_driver",
-    "min_driver_for_cuda",
     "find_release",
     "expected_torchaudio",
 ]
 
 TABLE_DATE = "2026-11"
-DEFAULT_INDEX_ROOT = "https://download.pytorch.org/whl"
-PYPI_INDEX = "https://pypi.org/simple"
-
-CC = tuple[int, int]
 
 
 # ----------------------------------------------------------------------------- model
@@ -111,7 +92,7 @@ class Backend:
     gfx: tuple[str, ...] = ()
     """ROCm: the LLVM targets the wheels carry."""
     min_driver: str | None = None
-    """CUDA: the oldest NVIDIA Linux driver for this CUDA version (GA)."""
+    """CUDA: the oldest NVIDIA Linux driver that runs this CUDA version natively (GA)."""
     experimental: bool = False
     """Listed as experimental for its release in PyTorch's compatibility matrix."""
     note: str = ""
@@ -120,9 +101,10 @@ class Backend:
     def version_text(self) -> str | None:
         return ".".join(map(str, self.version)) if self.version else None
 
-    def serves(self, cc: CC) -> bool:
-        """Whether a GPU of compute capability ``cc`` finds kernels in these wheels."""
-        return kernel_runs(cc, self.sm, self.ptx)
+    def serves(self, cc: CC, *, jit: bool = True) -> bool:
+        """Whether a GPU of compute capability ``cc`` finds kernels in these wheels; with
+        ``jit=False`` only compiled ones (SASS), as under CUDA's minor-version compatibility."""
+        return kernel_runs(cc, self.sm, self.ptx if jit else ())
 
     def arch_names(self) -> list[str]:
         """Like ``torch.cuda.get_arch_list()``: ``["sm_75", ..., "compute_120"]``."""
@@ -221,11 +203,6 @@ class TorchRelease:
 # ------------------------------------------------------------------- small helpers
 
 
-def python_tag(python: str) -> str:
-    major, minor = python.split(".")[:2]
-    return f"cp{major}{minor}"
-
-
 def _pythons(first: int, last: int) -> tuple[str, ...]:
     return tuple(f"3.{minor}" for minor in range(first, last + 1))
 
@@ -241,112 +218,6 @@ def _ccs(text: str) -> tuple[tuple[CC, ...], tuple[CC, ...]]:
         if suffix == "PTX":
             ptx.append((major, minor))
     return tuple(sm), tuple(ptx)
-
-
-def kernel_runs(cc: CC, sm: Iterable[CC], ptx: Iterable[CC] = ()) -> bool:
-    """Whether a GPU of compute capability ``cc`` can run a build with these archs.
-
-    A cubin for X.y runs on X.z with z >= y (same major only): sm_86 serves an
-    RTX 4090 (8.9), sm_60 serves a GTX 1080 (6.1). PTX for X.y is JIT-compiled for
-    any GPU of capability >= X.y, never an older one. (NVIDIA CUDA C Programming
-    Guide, "Binary Compatibility" and "PTX Compatibility".)
-    """
-    major, minor = cc
-    if any(a == major and b <= minor for a, b in sm):
-        return True
-    return any((major, minor) >= p for p in ptx)
-
-
-# NVIDIA driver per CUDA version, Linux x86_64, GA releases [driver].
-_CUDA_DRIVERS: tuple[tuple[CC, str], ...] = (
-    ((11, 0), "450.36.06"),
-    ((11, 1), "455.23"),
-    ((11, 2), "460.27.03"),
-    ((11, 3), "465.19.01"),
-    ((11, 4), "470.42.01"),
-    ((11, 5), "495.29.05"),
-    ((11, 6), "510.39.01"),
-    ((11, 7), "515.43.04"),
-    ((11, 8), "520.61.05"),
-    ((12, 0), "525.60.13"),
-    ((12, 1), "530.30.02"),
-    ((12, 2), "535.54.03"),
-    ((12, 3), "545.23.06"),
-    ((12, 4), "550.54.14"),
-    ((12, 5), "555.42.02"),
-    ((12, 6), "560.28.03"),
-    ((12, 8), "570.26"),
-    ((12, 9), "575.51.03"),
-    ((13, 0), "580.65.06"),
-    ((13, 1), "590.44.01"),
-    ((13, 2), "595.45.04"),
-    ((13, 3), "610.43.02"),
-)
-
-
-def _driver_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version))
-
-
-def cuda_for_driver(driver_version: str) -> CC | None:
-    """The newest CUDA version an NVIDIA driver runs, from NVIDIA's table; None if unknown.
-
-    Only a fallback: NVML's own answer (``cuda_driver_version``) is better.
-    CUDA's "minor version compatibility" can stretch this, but not for PTX JIT,
-    so drivelab does not count on it.
-    """
-    try:
-        have = _driver_tuple(driver_version)
-    except ValueError:
-        return None
-    if not have:
-        return None
-    best: CC | None = None
-    for cuda, minimum in _CUDA_DRIVERS:
-        if have >= _driver_tuple(minimum):
-            best = cuda
-    return best
-
-
-def min_driver_for_cuda(cuda: Sequence[int]) -> str | None:
-    want = tuple(cuda[:2])
-    for version, minimum in _CUDA_DRIVERS:
-        if version >= want:
-            return minimum
-    return None
-
-
-def platform_key(os_name: str, arch: str) -> str:
-    """``("Linux", "x86_64")`` -> ``"linux_x86_64"``; Windows' ``AMD64`` is ``x86_64``."""
-    os_key = {"linux": "linux", "darwin": "macos", "windows": "windows"}.get(os_name.lower(), os_name.lower())
-    arch_key = {"amd64": "x86_64", "x64": "x86_64", "arm64": "arm64", "aarch64": "aarch64"}.get(arch.lower(), arch.lower())
-    if os_key == "linux" and arch_key == "arm64":
-        arch_key = "aarch64"
-    if os_key == "macos" and arch_key == "aarch64":
-        arch_key = "arm64"
-    return f"{os_key}_{arch_key}"
-
-
-def parse_backend(name: str) -> tuple[str, tuple[int, ...] | None] | None:
-    """``"cu130"`` -> ``("cuda", (13, 0))``; ``"rocm6.2.4"`` -> ``("rocm", (6, 2, 4))``; None if not a backend name."""
-    name = name.strip().lower()
-    if name in ("cpu", "xpu", "default"):
-        return name, None
-    match = re.fullmatch(r"cu(\d{2,3})", name)
-    if match:
-        digits = match.group(1)
-        return "cuda", (int(digits[:-1]), int(digits[-1]))
-    match = re.fullmatch(r"rocm(\d+(?:\.\d+)+)", name)
-    if match:
-        return "rocm", tuple(int(x) for x in match.group(1).split("."))
-    return None
-
-
-def index_url_for(backend: str, root: str = DEFAULT_INDEX_ROOT) -> str:
-    """The one index a build is installed from: ``<root>/<backend>``, or PyPI for ``"default"``."""
-    if backend == "default":
-        return PYPI_INDEX
-    return f"{root.rstrip('/')}/{backend}"
 
 
 # ------------------------------------------------------------------------ the table
@@ -590,234 +461,3 @@ def expected_torchaudio(torch_version: str, releases: Sequence[TorchRelease] = R
     """The torchaudio version that goes with an installed torch (public version), if known."""
     release = find_release(torch_version.split("+")[0], releases)
     return release.torchaudio if release else None
-
-
-# ------------------------------------------------------------------ wheels and index
-
-
-@dataclass(frozen=True)
-class WheelFile:
-    """What a wheel's file name says."""
-
-    filename: str
-    package: str
-    version: str
-    """Public version, ``"2.13.0"``."""
-    backend: str
-    """The local tag (``"cpu"``, ``"cu130"``) or ``"default"`` when there is none."""
-    pythons: frozenset[str]
-    """CPython tags it installs on, ``{"cp311"}``; ``{"py3"}`` for pure wheels."""
-    platforms: frozenset[str]
-    """drivelab platform keys, or ``{"any"}``."""
-
-    @property
-    def full_version(self) -> str:
-        return self.version if self.backend == "default" else f"{self.version}+{self.backend}"
-
-    def fits(self, python: str, platform: str) -> bool:
-        tag = python_tag(python)
-        minor = int(tag[3:])
-        py_ok = (
-            tag in self.pythons
-            or "py3" in self.pythons
-            or any(p.startswith("abi3:cp3") and minor >= int(p[8:]) for p in self.pythons)
-        )
-        return py_ok and (platform in self.platforms or "any" in self.platforms)
-
-
-def _platform_of_tag(tag: str) -> str | None:
-    if tag == "any":
-        return "any"
-    if tag.endswith("x86_64") and ("linux" in tag):
-        return "linux_x86_64"
-    if tag.endswith("aarch64") and "linux" in tag:
-        return "linux_aarch64"
-    if tag == "win_amd64":
-        return "windows_x86_64"
-    if tag.startswith("macosx_"):
-        if tag.endswith("arm64"):
-            return "macos_arm64"
-        if tag.endswith("x86_64"):
-            return "macos_x86_64"
-    return None
-
-
-def parse_wheel(filename: str) -> WheelFile | None:
-    """Parse a torch-family wheel file name; None for anything else."""
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename  # packaging.tags is slow to import
-
-    try:
-        name, version, _build, tags = parse_wheel_filename(filename)
-    except (InvalidWheelFilename, InvalidVersion):
-        return None
-    pythons: set[str] = set()
-    platforms: set[str] = set()
-    for tag in tags:
-        if tag.abi == "abi3":
-            pythons.add(f"abi3:{tag.interpreter}")
-        else:
-            pythons.add(tag.interpreter)
-        plat = _platform_of_tag(tag.platform)
-        if plat:
-            platforms.add(plat)
-        if tag.platform.startswith("macosx_") and tag.platform.endswith("universal2"):
-            platforms.update({"macos_arm64", "macos_x86_64"})
-    local = version.local
-    return WheelFile(
-        filename=filename,
-        package=str(name),
-        version=version.public,
-        backend=str(local) if local else "default",
-        pythons=frozenset(pythons),
-        platforms=frozenset(platforms),
-    )
-
-
-def scan_wheels(directory: Path) -> list[WheelFile]:
-    """The torch, torchvision and torchaudio wheels in a ``--find-links`` folder."""
-    found = []
-    for path in sorted(directory.glob("*.whl")):
-        wheel = parse_wheel(path.name)
-        if wheel and wheel.package in ("torch", "torchvision", "torchaudio"):
-            found.append(wheel)
-    return found
-
-
-@dataclass(frozen=True)
-class RefreshResult:
-    releases: tuple[TorchRelease, ...]
-    online: bool
-    index_url: str
-    notes: tuple[str, ...] = ()
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"online": self.online, "index_url": self.index_url, "notes": list(self.notes), "releases": [r.version for r in self.releases]}
-
-
-_HREF = re.compile(r"""<a\s[^>]*href=["']([^"'#]+)""", re.IGNORECASE)
-
-
-def _filenames_from_page(body: str, content_type: str) -> list[str]:
-    """File names from a PEP 691 JSON page or a PEP 503 HTML page."""
-    from urllib.parse import unquote, urlparse
-
-    if "json" in content_type:
-        import json
-
-        data = json.loads(body)
-        return [entry["filename"] for entry in data.get("files", []) if "filename" in entry]
-    names = []
-    for href in _HREF.findall(body):
-        names.append(unquote(urlparse(href).path.rsplit("/", 1)[-1]))
-    return names
-
-
-def refresh_releases(
-    index_url: str = DEFAULT_INDEX_ROOT,
-    *,
-    releases: Sequence[TorchRelease] = RELEASES,
-    timeout: float = 5.0,
-    client: Any = None,
-) -> RefreshResult:
-    """Merge what a simple index lists into the release table.
-
-    Reads ``<index_url>/torch/``, ``/torchvision/`` and ``/torchaudio/`` (PEP 691
-    JSON when offered, else PEP 503 HTML). For every build the index lists, the
-    Python tags and platforms it has become exact; builds it does not list keep
-    the table's word (a per-build index such as ``.../whl/cu130`` lists only one).
-    Torch versions newer than the table are added when their torchvision is
-    listed too, with the architectures of the newest known release of the same
-    build (marked ``source="index"``).
-
-    Offline (no answer, an HTTP error) this is a no-op that says so in ``notes``.
-    """
-    import httpx
-
-    start = time.perf_counter()
-    base = index_url.rstrip("/")
-    own_client = client is None
-    http = client or httpx.Client(timeout=timeout, follow_redirects=True)
-    pages: dict[str, list[str]] = {}
-    try:
-        for package in ("torch", "torchvision", "torchaudio"):
-            url = f"{base}/{package}/"
-            try:
-                response = http.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
-            except httpx.HTTPError as exc:
-                if package == "torch":
-                    note = f"offline or unreachable ({type(exc).__name__}: {exc}); using the built-in release table of {TABLE_DATE}"
-                    return RefreshResult(tuple(releases), False, index_url, (note,), time.perf_counter() - start)
-                continue
-            if response.status_code != 200:
-                if package == "torch":
-                    note = f"{url} answered HTTP {response.status_code}; using the built-in release table of {TABLE_DATE}"
-                    return RefreshResult(tuple(releases), False, index_url, (note,), time.perf_counter() - start)
-                continue
-            pages[package] = _filenames_from_page(response.text, response.headers.get("content-type", ""))
-    finally:
-        if own_client:
-            http.close()
-    wheels = [w for names in pages.values() for w in map(parse_wheel, names) if w is not None]
-    merged, notes = merge_wheels(releases, wheels)
-    return RefreshResult(merged, True, index_url, tuple(notes), time.perf_counter() - start)
-
-
-def merge_wheels(releases: Sequence[TorchRelease], wheels: Sequence[WheelFile]) -> tuple[tuple[TorchRelease, ...], list[str]]:
-    """The table with what a list of wheels says merged in (see :func:`refresh_releases`)."""
-    by_version: dict[tuple[str, str], dict[str, set[tuple[str, str, str]]]] = {}
-    for wheel in wheels:
-        entries = by_version.setdefault((wheel.package, wheel.version), {})
-        bucket = entries.setdefault(wheel.backend, set())
-        for py in wheel.pythons:
-            tag = py[5:] if py.startswith("abi3:") else py
-            for plat in wheel.platforms:
-                bucket.add((wheel.backend, tag, plat))
-
-    def learned(package: str, version: str | None) -> frozenset[tuple[str, str, str]] | None:
-        if version is None or (package, version) not in by_version:
-            return None
-        return frozenset(e for bucket in by_version[(package, version)].values() for e in bucket)
-
-    notes: list[str] = []
-    out: list[TorchRelease] = []
-    for release in releases:
-        found = {pkg: learned(pkg, release.package_version(pkg)) for pkg in ("torch", "torchvision", "torchaudio")}
-        known = {pkg: entries for pkg, entries in found.items() if entries is not None}
-        out.append(replace(release, wheels=known, source="table+index") if known else release)
-
-    newest = max(releases, key=lambda r: r.parsed) if releases else None
-    new_versions = sorted(
-        {Version(v) for (pkg, v) in by_version if pkg == "torch" and not Version(v).is_prerelease and not Version(v).is_devrelease},
-    )
-    for version in new_versions:
-        if newest is None or version <= newest.parsed:
-            continue
-        # torchvision's minor has stayed torch's minor + 15 since torch 2.0 (0.15).
-        guess = f"0.{version.minor + 15}.{version.micro}"
-        if ("torchvision", guess) not in by_version:
-            notes.append(f"the index lists torch {version} but not torchvision {guess}: not added")
-            continue
-        torch_entries = learned("torch", str(version)) or frozenset()
-        backends = []
-        for name in sorted({e[0] for e in torch_entries}):
-            # The newest release with this build: the newest release of all may list
-            # only some of its builds (those whose architectures are established).
-            holder = max((r for r in releases if name in r.backend_names()), key=lambda r: r.parsed, default=None)
-            for template in holder.backends if holder is not None else ():
-                if template.name == name:
-                    backends.append(replace(template, note=f"architectures assumed from {holder.version}"))
-        audio = [v for (pkg, v) in by_version if pkg == "torchaudio"]
-        audio_version = max(audio, key=Version) if audio else None
-        pythons = sorted({f"3.{int(e[1][3:])}" for e in torch_entries if e[1].startswith("cp3")}, key=lambda p: int(p[2:]))
-        wheels_known = {"torch": torch_entries, "torchvision": learned("torchvision", guess) or frozenset()}
-        if audio_version:
-            wheels_known["torchaudio"] = learned("torchaudio", audio_version) or frozenset()
-        out.append(
-            TorchRelease(
-                str(version), guess, audio_version, tuple(pythons), tuple(backends), "", wheels=wheels_known, source="index"
-            )
-        )
-        notes.append(f"torch {version} is newer than the built-in table: added from the index (architectures assumed from the newest release with each build)")
-    out.sort(key=lambda r: r.parsed)
-    return tuple(out), notes
