@@ -31,7 +31,8 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     │   ├── JobFailedError      it kept failing and was not restarted again (the summary says how)
     │   │   └── JobUsageError   it exited with code 2 (its command line is wrong) and was not restarted
     │   ├── JobNotFoundError    no job of that name in the workspace
-    │   └── JobRunningError     a job of that name is already running
+    │   ├── JobRunningError     a job of that name is already running
+    │   └── SlurmError          no Slurm client here, sbatch refused the job, or the job failed on a node
     └── LabError                the lab could not start, or a Colab call cannot be served
         └── SecretError         a workspace secret that cannot be stored, found or read
 """
@@ -62,6 +63,7 @@ __all__ = [
     "JobUsageError",
     "JobNotFoundError",
     "JobRunningError",
+    "SlurmError",
     "SetupError",
     "PlanError",
     "InstallError",
@@ -212,6 +214,13 @@ class JobNotFoundError(JobError):
 
 class JobRunningError(JobError):
     """A job of that name is already running."""
+
+
+class SlurmError(JobError):
+    """A job handed to Slurm: no Slurm client on this machine, ``sbatch`` refused it, or it failed on a node.
+
+    The message carries Slurm's own words (its refusal, the node, the end of the job's output); the hint says what to do.
+    """
 
 
 class SetupError(DrivelabError):

@@ -16,6 +16,12 @@ runs under torchrun when several processes are asked for, and runs headless
 under papermill when it is a notebook. The drive is attached before it starts
 and flushed when it ends. See :mod:`drivelab.jobs._supervisor`.
 
+A job can be handed to Slurm instead (:func:`submit_to_slurm`, ``drivelab
+run --on slurm``): a batch script kept in the run folder runs ``drivelab run``
+on every node, requeues itself before its time limit and resumes from the
+last checkpoint; ``list_jobs``, ``read_log``, ``follow_log`` and ``stop_job``
+cover it, with Slurm's state. See :mod:`drivelab.jobs._slurm_run`.
+
 Also :func:`run_demo`, the main job end to end (workspace, MNIST, the
 training script ``drive/colab/main.py``).
 """
@@ -27,18 +33,22 @@ from typing import TYPE_CHECKING
 from drivelab._lazy import lazy_exports
 
 _EXPORTS = {
-    "_control": ["follow_log", "list_jobs", "read_log", "start_detached", "stop_job"],
+    "_control": ["follow_log", "job_status", "list_jobs", "read_log", "start_detached", "stop_job"],
     "_demo": ["DemoResult", "DemoStage", "run_demo"],
     "_spec": ["JobSpec", "default_run_name", "merge_environment"],
     "_status": ["Attempt", "JobStatus", "OutputTail", "is_alive", "read_status"],
     "_supervisor": ["JobEvent", "describe_exit", "run_job"],
+    "_slurm": ["SlurmJobState", "SlurmOptions", "parse_time_limit"],
+    "_slurm_run": ["batch_script", "follow_slurm_run", "slurm_failure", "submit_to_slurm"],
 }
 __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_names)
 
 if TYPE_CHECKING:
-    from drivelab.jobs._control import follow_log, list_jobs, read_log, start_detached, stop_job
+    from drivelab.jobs._control import follow_log, job_status, list_jobs, read_log, start_detached, stop_job
     from drivelab.jobs._demo import DemoResult, DemoStage, run_demo
     from drivelab.jobs._spec import JobSpec, default_run_name, merge_environment
     from drivelab.jobs._status import Attempt, JobStatus, OutputTail, is_alive, read_status
+    from drivelab.jobs._slurm import SlurmJobState, SlurmOptions, parse_time_limit
+    from drivelab.jobs._slurm_run import batch_script, follow_slurm_run, slurm_failure, submit_to_slurm
     from drivelab.jobs._supervisor import JobEvent, describe_exit, run_job

@@ -13,11 +13,12 @@ from pathlib import Path
 from drivelab import drive
 from drivelab._background import ProcessExited, ReadyTimeout, spawn, wait_ready
 from drivelab.errors import JobError, JobNotFoundError, JobRunningError
-from drivelab.jobs._spec import JobSpec, default_run_name
-from drivelab.jobs._status import JobStatus, is_alive, log_path, read_status, status_path, write_status
+from drivelab.jobs._slurm_run import follow_slurm_run, is_slurm_run, read_slurm_log, slurm_run_status, stop_slurm_run
+from drivelab.jobs._spec import JobSpec
+from drivelab.jobs._status import JobStatus, find_status_path, is_alive, log_path, log_start, read_status, write_status
 from drivelab.workspace import Workspace
 
-__all__ = ["start_detached", "list_jobs", "read_log", "follow_log", "stop_job"]
+__all__ = ["start_detached", "job_status", "list_jobs", "read_log", "follow_log", "stop_job"]
 
 
 def start_detached(ws: Workspace, spec: JobSpec, *, timeout: float = 30.0) -> JobStatus:
@@ -27,9 +28,7 @@ def start_detached(ws: Workspace, spec: JobSpec, *, timeout: float = 30.0) -> Jo
     output (a crash, say) goes to the run's log. Raises :class:`JobRunningError`
     if a job of that name is running.
     """
-    if not spec.run:
-        spec.run = default_run_name(spec.script)
-    spec.validate()
+    spec.prepare()
     if is_alive(ws, spec.run):
         raise JobRunningError(
             f"run {spec.run!r} is already running",
@@ -43,7 +42,7 @@ def start_detached(ws: Workspace, spec: JobSpec, *, timeout: float = 30.0) -> Jo
     argv = [spec.python, "-m", "drivelab.jobs._supervisor", str(ws.root), json.dumps(spec.to_dict())]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIVELAB_RUN_", "DRIVELAB_RESTART_"))}
     # No terminal: closing it does not reach the job.
-    proc = spawn(argv, log=log_path(run_dir), cwd=ws.root, env=env)
+    proc = spawn(argv, log=log_path(run_dir, spec.node), cwd=ws.root, env=env)
 
     def started() -> JobStatus | None:
         with contextlib.suppress(JobNotFoundError):
@@ -55,28 +54,36 @@ def start_detached(ws: Workspace, spec: JobSpec, *, timeout: float = 30.0) -> Jo
     try:
         return wait_ready(proc, started, timeout=timeout, poll=0.02)
     except ProcessExited as exc:
-        tail = "\n".join(read_log(ws, spec.run, tail=10).splitlines()) if log_path(run_dir).exists() else ""
-        raise JobError(f"the job's supervisor exited at once ({exc.code}); the log ends:\n{tail}", hint=f"see {log_path(run_dir)}") from None
+        log = log_path(run_dir, spec.node)
+        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-10:]) if log.exists() else ""
+        raise JobError(f"the job's supervisor exited at once ({exc.code}); the log ends:\n{tail}", hint=f"see {log}") from None
     except ReadyTimeout:
-        raise JobError(f"the job {spec.run!r} did not start within {timeout:.0f} s", hint=f"see {log_path(run_dir)}") from None
+        raise JobError(f"the job {spec.run!r} did not start within {timeout:.0f} s", hint=f"see {log_path(run_dir, spec.node)}") from None
+
+
+def job_status(ws: Workspace, run: str) -> JobStatus:
+    """The job's status: :func:`read_status`, or for a run handed to Slurm, with Slurm's state (see ``_slurm_run``)."""
+    return slurm_run_status(ws, run) if is_slurm_run(ws.run_dir(run)) else read_status(ws, run)
 
 
 def list_jobs(ws: Workspace) -> list[JobStatus]:
-    """Every job of the workspace (run folders holding a ``status.json``), oldest first."""
+    """Every job of the workspace (run folders holding a ``status.json``, or handed to Slurm), oldest first."""
     found = []
     if ws.runs.is_dir():
         for path in ws.runs.iterdir():
-            if status_path(path).is_file():
+            if find_status_path(path) or is_slurm_run(path):
                 with contextlib.suppress(JobNotFoundError, JobError):
-                    found.append(read_status(ws, path.name))
+                    found.append(job_status(ws, path.name))
     return sorted(found, key=lambda s: s.started)
 
 
 def read_log(ws: Workspace, run: str, *, tail: int | None = None) -> str:
     """The job's log (its last ``tail`` lines when given)."""
-    read_status(ws, run)  # a clear error for an unknown job
+    if is_slurm_run(ws.run_dir(run)):
+        return read_slurm_log(ws, run, tail=tail)
+    status = read_status(ws, run)  # a clear error for an unknown job
     try:
-        text = log_path(ws.run_dir(run)).read_text(encoding="utf-8", errors="replace")
+        text = log_path(ws.run_dir(run), status.node).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return ""
     if tail is not None:
@@ -87,16 +94,12 @@ def read_log(ws: Workspace, run: str, *, tail: int | None = None) -> str:
 
 def follow_log(ws: Workspace, run: str, *, tail: int | None = None, poll: float = 0.2) -> Iterator[str]:
     """The log (its last ``tail`` lines), then what is appended to it, until the job has ended."""
-    read_status(ws, run)
-    path = log_path(ws.run_dir(run))
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        data = b""
-    offset = len(data)
-    text = data.decode("utf-8", errors="replace")
-    if tail is not None:
-        text = "".join(text.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
+    if is_slurm_run(ws.run_dir(run)):  # until Slurm says it has ended
+        yield from (chunk for chunk in follow_slurm_run(ws, run, tail=tail, poll=poll) if isinstance(chunk, str))
+        return
+    status = read_status(ws, run)
+    path = log_path(ws.run_dir(run), status.node)
+    offset, text = log_start(path, tail)
     if text:
         yield text
     while True:
@@ -118,8 +121,11 @@ def stop_job(ws: Workspace, run: str, *, timeout: float = 60.0) -> JobStatus:
 
     Returns its final status once the supervisor has recorded it and flushed
     the drive. A job whose supervisor is gone (``lost``) has what is left of
-    its processes killed and is recorded as stopped.
+    its processes killed and is recorded as stopped. A run handed to Slurm is
+    cancelled (``scancel``), and returned once Slurm says it has ended.
     """
+    if is_slurm_run(ws.run_dir(run)):
+        return stop_slurm_run(ws, run, timeout=timeout)
     status = read_status(ws, run)
     if status.state == "lost":
         _kill_group(status.pid, Path(status.run_dir))

@@ -5,6 +5,16 @@ A ``.py`` script runs as ``python SCRIPT ARGS``, or under torchrun
 ``.ipynb`` notebook runs headlessly under papermill, its output notebook
 (every cell's outputs) saved in the run folder as it goes.
 
+Several machines (``nnodes`` above 1) form their group through torchrun's
+c10d rendezvous at ``rdzv_endpoint``, under the id ``rdzv_id`` (by default
+the run name, which every machine is given), watched by
+:mod:`drivelab.jobs._torchrun`; torchrun restarts the group itself after a
+failure inside it (``max_restarts``). Given a ``node_rank``, they use
+torchrun's static rendezvous instead, each machine told its rank, and are
+never restarted by torchrun (a static group cannot re-form). Each machine
+writes its own ``status.<node>.json`` and ``log.<node>`` into the shared run
+folder, ``<node>`` being :func:`node_name`.
+
 A spec's ``env`` is part of what is recorded (``status.json``), so every
 restart and a detached supervisor start the command in the same environment;
 :func:`merge_environment` says how it combines with the inherited one.
@@ -15,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sys
 import time
 from collections.abc import Mapping
@@ -24,10 +35,17 @@ from pathlib import Path
 from drivelab.errors import JobError
 from drivelab.workspace import Workspace
 
-__all__ = ["PATH_LISTS", "JobSpec", "check_run_name", "default_run_name", "merge_environment"]
+__all__ = ["PATH_LISTS", "DEFAULT_GROUP_RESTARTS", "NODE_NAME_VARIABLE", "JobSpec", "check_run_name", "default_run_name", "merge_environment", "node_name"]
 
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NNODES = re.compile(r"([0-9]+)(?::([0-9]+))?")
+_ENDPOINT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})")
+
+NODE_NAME_VARIABLE = "DRIVELAB_NODE_NAME"
+"""Names this machine in a group of several (see :func:`node_name`)."""
+DEFAULT_GROUP_RESTARTS = 3
+"""torchrun's restarts of a group of several machines, when none is asked for."""
 
 PATH_LISTS = frozenset({"PATH", "PYTHONPATH", "JUPYTER_PATH", "LD_LIBRARY_PATH"})
 """Variables that hold lists of folders: a job's entries are added after the inherited ones."""
@@ -67,6 +85,18 @@ def check_run_name(name: str) -> str:
     return name
 
 
+def node_name() -> str:
+    """This machine's name among a group's: ``$DRIVELAB_NODE_NAME``, else its host name (first label).
+
+    It names the files this machine writes into a run folder that several
+    share (``status.<name>.json``, ``log.<name>``), so it must differ between
+    the machines of one group; an environment variable rather than an option,
+    so that every command on the machine (``drivelab jobs list``) agrees.
+    """
+    name = os.environ.get(NODE_NAME_VARIABLE) or socket.gethostname().split(".")[0]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:64] or "node"
+
+
 def default_run_name(script: Path) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", script.stem).strip("-.") or "job"
     return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -87,10 +117,22 @@ class JobSpec:
     parameters: list[tuple[str, str]] = field(default_factory=list)
     """Notebook parameters, papermill's ``-p NAME VALUE``."""
     nproc_per_node: int | None = None
-    """Processes on this machine under torchrun; ``None``: one plain process."""
+    """Processes on this machine under torchrun; ``None``: one plain process (or one per machine when several take part)."""
     nnodes: str = "1"
-    node_rank: int = 0
+    """Machines taking part: ``N``, or ``MIN:MAX`` for a group that may shrink or grow (torchrun's ``--nnodes``)."""
+    node_rank: int | None = None
+    """This machine's rank, for torchrun's static rendezvous; ``None``: the c10d rendezvous hands ranks out."""
     rdzv_endpoint: str | None = None
+    """``HOST:PORT`` of the rendezvous, the same on every machine; the machine HOST names hosts it."""
+    rdzv_id: str | None = None
+    """The group's id at the rendezvous; ``None``: the run name (the same on every machine)."""
+    rdzv_timeout: int | None = None
+    """Seconds the c10d rendezvous waits for every machine before giving up (its ``join_timeout``); ``None``: torchrun's 600."""
+    max_restarts: int | None = None
+    """torchrun's restarts of the whole group after a failure within it; ``None``: :data:`DEFAULT_GROUP_RESTARTS`
+    across machines (c10d), 0 on one machine (the supervisor restarts it)."""
+    node: str = ""
+    """This machine's name in a group of several (:func:`node_name`, filled in by :meth:`prepare`); empty on one machine."""
     stop_grace: float = 10.0
     """Seconds a stopped job gets to exit after SIGTERM/SIGINT before SIGKILL."""
     python: str = field(default_factory=lambda: sys.executable)
@@ -106,6 +148,48 @@ class JobSpec:
     @property
     def distributed(self) -> bool:
         return self.nproc_per_node is not None or self.nnodes not in ("1", "")
+
+    @property
+    def multi_node(self) -> bool:
+        """More than one machine may take part (``nnodes`` ``N`` or ``MIN:MAX`` with a maximum above 1)."""
+        match = _NNODES.fullmatch(self.nnodes or "1")
+        return bool(match) and int(match.group(2) or match.group(1)) > 1
+
+    @property
+    def rendezvous(self) -> str | None:
+        """``"c10d"`` or ``"static"`` for a group of several machines, ``None`` on one."""
+        if not self.multi_node:
+            return None
+        return "static" if self.node_rank is not None else "c10d"
+
+    @property
+    def group_id(self) -> str:
+        return self.rdzv_id or self.run
+
+    @property
+    def group_restarts(self) -> int:
+        """The ``--max-restarts`` torchrun is given."""
+        if self.max_restarts is not None:
+            return self.max_restarts
+        return DEFAULT_GROUP_RESTARTS if self.rendezvous == "c10d" else 0
+
+    def prepare(self) -> None:
+        """Fill in the run name (the script's name and the time) and this machine's node name, then :meth:`validate`.
+
+        Machines of one group must share the run name, and names made from the
+        clock would differ: several machines need ``run`` given.
+        """
+        if not self.run:
+            if self.multi_node:
+                self._require_endpoint()
+                raise JobError(
+                    f"{self.nnodes} machines need a run name, the same on each",
+                    hint="pass --run NAME on every machine: the run folder they share, and the rendezvous id unless --rdzv-id is given",
+                )
+            self.run = default_run_name(self.script)
+        if self.multi_node and not self.node:
+            self.node = node_name()
+        self.validate()
 
     def validate(self) -> None:
         """Raise :class:`JobError` for a spec that cannot run, before anything starts."""
@@ -137,10 +221,48 @@ class JobSpec:
                 raise JobError(f"not a usable environment variable for the job: {name!r}", hint="names are letters, digits and '_'; values are text")
         if self.nproc_per_node is not None and self.nproc_per_node < 1:
             raise JobError(f"--nproc-per-node must be at least 1, not {self.nproc_per_node}")
-        if self.nnodes not in ("1", "") and not self.rdzv_endpoint:
+        self._validate_group()
+
+    def _validate_group(self) -> None:
+        nnodes = _NNODES.fullmatch(self.nnodes or "1")
+        if not nnodes or int(nnodes.group(1)) < 1 or int(nnodes.group(2) or nnodes.group(1)) < int(nnodes.group(1)):
+            raise JobError(f"--nnodes must be N or MIN:MAX machines (1 <= MIN <= MAX), not {self.nnodes!r}")
+        most = int(nnodes.group(2) or nnodes.group(1))
+        if self.max_restarts is not None and (self.max_restarts < 0 or not self.distributed):
+            raise JobError(
+                f"--max-restarts {self.max_restarts}: torchrun's restarts need 0 or more, and a job under torchrun",
+                hint="pass --nproc-per-node or --nnodes; drivelab's own restarts are --restarts",
+            )
+        if self.rdzv_endpoint and not _ENDPOINT.fullmatch(self.rdzv_endpoint):
+            raise JobError(f"not a rendezvous endpoint: {self.rdzv_endpoint!r}", hint="give HOST:PORT, e.g. 10.0.0.1:29400")
+        if not self.multi_node:
+            return
+        self._require_endpoint()
+        if not _RUN_NAME.fullmatch(self.group_id):
+            raise JobError(f"not a usable rendezvous id: {self.group_id!r}", hint="use letters, digits, '.', '_' and '-', at most 128 characters")
+        if self.node and not _RUN_NAME.fullmatch(self.node):
+            raise JobError(f"not a usable node name: {self.node!r}", hint=f"set {NODE_NAME_VARIABLE} to letters, digits, '.', '_' and '-'")
+        if self.rendezvous == "static":
+            if self.node_rank is None or not 0 <= self.node_rank < most or nnodes.group(2):
+                raise JobError(
+                    f"--node-rank {self.node_rank} with --nnodes {self.nnodes}: the static rendezvous needs a fixed number of machines N and ranks 0 to N-1",
+                    hint="or leave --node-rank out: the c10d rendezvous hands ranks out itself",
+                )
+            c10d_only = (("--rdzv-id", self.rdzv_id), ("--rdzv-timeout", self.rdzv_timeout), ("--max-restarts", self.max_restarts))
+            given = [name for name, value in c10d_only if value]
+            if given:
+                raise JobError(
+                    f"{', '.join(given)} apply to the c10d rendezvous, not to the static one that --node-rank asks for",
+                    hint="leave --node-rank out to use c10d: it hands ranks out and can re-form the group after a failure",
+                )
+        if self.rdzv_timeout is not None and self.rdzv_timeout < 1:
+            raise JobError(f"--rdzv-timeout must be at least 1 second, not {self.rdzv_timeout}")
+
+    def _require_endpoint(self) -> None:
+        if not self.rdzv_endpoint:
             raise JobError(
                 f"{self.nnodes} nodes need a rendezvous point",
-                hint="pass --rdzv-endpoint HOST:PORT (the same on every node; HOST is the machine of --node-rank 0)",
+                hint="pass --rdzv-endpoint HOST:PORT, the same on every machine; HOST is one of them, which hosts the rendezvous",
             )
 
     def output_notebook(self, run_dir: Path) -> Path:
@@ -157,14 +279,21 @@ class JobSpec:
             return [*argv, "--cwd", str(ws.root), "--log-output", "--no-progress-bar"]
         if not self.distributed:
             return [self.python, str(self.script), *self.args]
-        argv = [self.python, "-m", "torch.distributed.run", "--nproc-per-node", str(self.nproc_per_node or 1)]
-        if self.nnodes in ("1", "") and not self.rdzv_endpoint:
-            argv += ["--standalone"]
+        nproc = ["--nproc-per-node", str(self.nproc_per_node or 1)]
+        if self.rendezvous == "c10d":
+            # Watched torchrun: it reports the group's rounds and a rendezvous that timed out (see _torchrun).
+            argv = [self.python, "-m", "drivelab.jobs._torchrun", *nproc, "--nnodes", self.nnodes, "--rdzv-backend", "c10d"]
+            argv += ["--rdzv-endpoint", str(self.rdzv_endpoint), "--rdzv-id", self.group_id]
+            if self.rdzv_timeout is not None:
+                argv += ["--rdzv-conf", f"join_timeout={self.rdzv_timeout}"]
+        elif self.nnodes in ("1", "") and not self.rdzv_endpoint:
+            argv = [self.python, "-m", "torch.distributed.run", *nproc, "--standalone"]
         else:
-            argv += ["--nnodes", self.nnodes, "--node-rank", str(self.node_rank), "--rdzv-endpoint", str(self.rdzv_endpoint)]
-        # drivelab restarts the whole job itself, resuming from its checkpoint;
+            argv = [self.python, "-m", "torch.distributed.run", *nproc, "--nnodes", self.nnodes, "--node-rank", str(self.node_rank or 0)]
+            argv += ["--rdzv-endpoint", str(self.rdzv_endpoint)]
+        # On one machine drivelab restarts the whole job itself, resuming from its checkpoint;
         # "--" keeps the script's own options (--run, ...) away from torchrun's.
-        return [*argv, "--max-restarts", "0", "--", str(self.script), *self.args]
+        return [*argv, "--max-restarts", str(self.group_restarts), "--", str(self.script), *self.args]
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -179,7 +308,7 @@ class JobSpec:
         data["script"] = Path(data["script"])
         data["parameters"] = [tuple(p) for p in data.get("parameters", [])]
         data["env"] = {str(k): str(v) for k, v in (data.get("env") or {}).items()}  # none in a spec recorded before it existed
-        return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def _has_kernelspec(notebook: Path) -> bool:

@@ -24,10 +24,13 @@ from typing import Any
 
 from drivelab._atomic import write_text_atomic
 from drivelab.errors import JobFailedError, JobNotFoundError, JobRunningError, JobUsageError
-from drivelab.jobs._spec import check_run_name
+from drivelab.jobs._spec import check_run_name, node_name
 from drivelab.workspace import Workspace
 
-__all__ = ["Attempt", "OutputTail", "JobStatus", "ACTIVE_STATES", "USAGE_EXIT_CODE", "read_status", "write_status", "job_lock", "is_alive", "status_path", "log_path"]
+__all__ = [
+    "Attempt", "OutputTail", "JobStatus", "ACTIVE_STATES", "USAGE_EXIT_CODE",
+    "read_status", "write_status", "job_lock", "is_alive", "status_path", "log_path", "find_status_path",
+]  # fmt: skip
 
 STATUS_VERSION = 1
 ACTIVE_STATES = ("starting", "running", "restarting", "stopping")
@@ -97,6 +100,12 @@ class JobStatus:
     detached: bool = False
     supervisor_pid: int | None = None
     host: str = ""
+    node: str | None = None
+    """This machine's name in a group of several (its ``status.<node>.json`` and ``log.<node>``); ``None`` on one machine."""
+    group: dict[str, Any] | None = None
+    """A group of several machines: ``rendezvous`` (c10d or static), ``id``, ``endpoint``, ``nnodes``, and once
+    it formed this node's ``rank`` among ``size`` nodes, the ``round`` (one more each time torchrun re-formed it)
+    and the ``nodes``' names by rank."""
     attempts: list[Attempt] = field(default_factory=list)
     flush: dict[str, Any] | None = None
     """What the drive flush at the end waited for (files, bytes, seconds), or its error."""
@@ -109,11 +118,26 @@ class JobStatus:
     """The output notebook of a notebook job."""
     log: str = ""
     spec: dict[str, Any] = field(default_factory=dict)
+    slurm: dict[str, Any] | None = None
+    """For a run handed to Slurm, as read back (never written by a supervisor): its job id, Slurm's state,
+    node list, pending reason, exit code, requeues, batch script and output (see :mod:`drivelab.jobs._slurm_run`)."""
     version: int = STATUS_VERSION
 
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    def group_text(self) -> str | None:
+        """This node's part in its group, for people ("node 1 of 2 (b), group exp1 @ 10.0.0.1:29400"); ``None`` on one machine."""
+        group = self.group
+        if not group:
+            return None
+        where = f"group {group.get('id') or '(static)'} @ {group.get('endpoint')}"
+        if group.get("rank") is None:
+            if self.active:
+                return f"node {self.node}, waiting for {group.get('nnodes')} nodes, {where}"
+            return f"node {self.node}, {where} never formed ({group.get('nnodes')} nodes)"
+        return f"node {group['rank']} of {group.get('size') or group.get('nnodes')} ({self.node}), {where}"
 
     @property
     def pid(self) -> int | None:
@@ -172,16 +196,44 @@ class JobStatus:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def status_path(run_dir: Path) -> Path:
-    return run_dir / "status.json"
+def status_path(run_dir: Path, node: str | None = None) -> Path:
+    """``status.json``; in a run several machines share, each writes its own ``status.<node>.json``."""
+    return run_dir / (f"status.{node}.json" if node else "status.json")
 
 
-def log_path(run_dir: Path) -> Path:
-    return run_dir / "log"
+def log_path(run_dir: Path, node: str | None = None) -> Path:
+    return run_dir / (f"log.{node}" if node else "log")
+
+
+def log_start(path: Path, tail: int | None) -> tuple[int, str]:
+    """Where following a log starts: its length now, and what to show first (its last ``tail`` lines; all when None)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        data = b""
+    text = data.decode("utf-8", errors="replace")
+    if tail is not None:
+        text = "".join(text.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
+    return len(data), text
+
+
+def find_status_path(run_dir: Path) -> Path | None:
+    """The status this machine reads for a run folder: its own node's, else ``status.json``, else another node's.
+
+    Only this machine's own record can be told alive (by its lock): another
+    node's, read where this machine took no part, reads as ``lost`` while it
+    says it is running, and ``drivelab jobs stop`` here never signals its
+    processes' ids (see :func:`drivelab.jobs.stop_job`).
+    """
+    own = status_path(run_dir, node_name())
+    for path in (own, status_path(run_dir)):
+        if path.is_file():
+            return path
+    return next(iter(sorted(run_dir.glob("status.*.json"))), None)
 
 
 def write_status(status: JobStatus) -> None:
-    write_text_atomic(status_path(Path(status.run_dir)), json.dumps(status.to_dict(), indent=2) + "\n")
+    write_text_atomic(status_path(Path(status.run_dir), status.node), json.dumps(status.to_dict(), indent=2) + "\n")
 
 
 def _lock_file(ws: Workspace, run: str) -> Path:
@@ -191,7 +243,7 @@ def _lock_file(ws: Workspace, run: str) -> Path:
 def read_status(ws: Workspace, run: str) -> JobStatus:
     """The status of run ``run``; an active state whose supervisor is gone reads as ``lost``."""
     check_run_name(run)
-    path = status_path(ws.run_dir(run))
+    path = find_status_path(ws.run_dir(run)) or status_path(ws.run_dir(run))
     try:
         status = JobStatus.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:

@@ -19,6 +19,18 @@ process of its own started in a new session (``--detach``, see
 - keeps each attempt's last lines, for the report of a job that failed;
 - uses the drive for the job's life (a lab stopped meanwhile leaves it
   attached), flushes it when the job ends, and only then records it as ended.
+
+A job on several machines has one supervisor on each, around that machine's
+torchrun; they share the run folder on the drive, each writing its own
+``status.<node>.json`` and ``log.<node>`` (``<node>``: :func:`node_name`,
+also given to the job as ``DRIVELAB_NODE_NAME``). torchrun restarts the whole
+group after a failure inside it; a supervisor restarts its machine's torchrun
+when that gives up, as for one machine. It records what the rendezvous did
+(this node's rank among how many, each time the group forms) from the lines
+:mod:`drivelab.jobs._torchrun` prints, and a group that did not form within
+the rendezvous timeout ends the job at once (restarting would not bring the
+missing machines). Progress is still a newer checkpoint as this machine's
+view of the drive shows it, which may lag behind the machine of rank 0.
 """
 
 from __future__ import annotations
@@ -37,8 +49,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivelab.errors import DrivelabError, JobError
-from drivelab.jobs._spec import JobSpec, default_run_name, merge_environment
+from drivelab.jobs._spec import NODE_NAME_VARIABLE, JobSpec, merge_environment
 from drivelab.jobs._status import USAGE_EXIT_CODE, Attempt, JobStatus, OutputTail, job_lock, log_path, now_iso, write_status
+from drivelab.jobs._torchrun import GROUP_NOT_FORMED_EXIT_CODE, parse_group_line, parse_not_formed_line
 from drivelab.train import latest_complete_checkpoint
 from drivelab.workspace import Workspace
 
@@ -95,6 +108,7 @@ class _Supervisor:
         self.tail: deque[str] = deque(maxlen=_TAIL_LINES)  # the running attempt's last lines
         self.tails: dict[int, list[str]] = {}  # each ended attempt's
         self._killer: threading.Timer | None = None
+        self.not_formed: str | None = None  # why the group did not form, as the job's torchrun said
 
     # --- output -------------------------------------------------------------------------
 
@@ -153,6 +167,8 @@ class _Supervisor:
             DRIVELAB_WORKSPACE=str(self.ws.root),
             PYTHONUNBUFFERED="1",
         )
+        if self.spec.node:
+            env[NODE_NAME_VARIABLE] = self.spec.node
         return env
 
     def _run_once(self, command: list[str], restart: int, attempt: Attempt, status: JobStatus) -> int:
@@ -176,6 +192,8 @@ class _Supervisor:
         for raw in self.proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             self.tail.append(line)
+            if self.spec.rendezvous == "c10d":
+                self._watch_group(line, status)
             if self.log is not None:
                 self.log.write(raw if raw.endswith(b"\n") else raw + b"\n")
                 self.log.flush()
@@ -184,6 +202,17 @@ class _Supervisor:
         code = self.proc.wait()
         self.proc = None
         return code
+
+    def _watch_group(self, line: str, status: JobStatus) -> None:
+        """Record what the rendezvous did, from the lines drivelab's torchrun prints (see :mod:`drivelab.jobs._torchrun`)."""
+        formed = parse_group_line(line)
+        if formed is not None and status.group is not None:
+            status.group.update(formed)
+            write_status(status)
+            return
+        missing = parse_not_formed_line(line)
+        if missing is not None:
+            self.not_formed = missing
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -218,11 +247,13 @@ class _Supervisor:
             detached=self.detached,
             supervisor_pid=os.getpid(),
             host=socket.gethostname(),
+            node=spec.node or None,
+            group=self._group(),
             output=str(spec.output_notebook(self.run_dir)) if spec.kind == "notebook" else None,
-            log=str(log_path(self.run_dir)),
+            log=str(log_path(self.run_dir, spec.node)),
             spec=spec.to_dict(),
         )
-        self.log = open(log_path(self.run_dir), "ab")  # noqa: SIM115 -- open for the job's whole life
+        self.log = open(log_path(self.run_dir, spec.node), "ab")  # noqa: SIM115 -- open until the flush at its end
         try:
             with self._signals():
                 self._attempts(status, command)
@@ -230,9 +261,25 @@ class _Supervisor:
         finally:
             if self._killer is not None:
                 self._killer.cancel()
-            self.log.close()
-            self.log = None
+            self._close_log()
         return status
+
+    def _group(self) -> dict | None:
+        """This machine's group as known before its rendezvous (each attempt's torchrun joins it anew)."""
+        spec = self.spec
+        if spec.rendezvous is None:
+            return None
+        static = spec.rendezvous == "static"  # the rank is given, not handed out
+        return {
+            "rendezvous": spec.rendezvous,
+            "id": None if static else spec.group_id,
+            "endpoint": spec.rdzv_endpoint,
+            "nnodes": spec.nnodes,
+            "rank": spec.node_rank if static else None,
+            "size": int(spec.nnodes) if static else None,
+            "round": None,
+            "nodes": None,
+        }
 
     def _attempts(self, status: JobStatus, command: list[str]) -> None:
         spec = self.spec
@@ -247,6 +294,8 @@ class _Supervisor:
             self.event("started", f"{what}: {' '.join(command)}" + (f" (from {before[1]})" if before else ""))
             started = time.monotonic()
             self.tail.clear()
+            self.not_formed = None
+            status.group = self._group()
             code = self._run_once(command, restart, attempt, status)
             self.tails[attempt.number] = list(self.tail)
             after = _checkpoint_epoch(self.run_dir)
@@ -264,6 +313,11 @@ class _Supervisor:
             if code == 0:
                 status.state = "succeeded"
                 status.summary = "succeeded" + (f" after {restart} restart(s)" if restart else "")
+                return
+            if code == GROUP_NOT_FORMED_EXIT_CODE and spec.rendezvous == "c10d" and self.not_formed:
+                status.state = "failed"
+                status.summary = f"failed: {self.not_formed}; not restarted"
+                status.failure_tail = self._failure_tail(status.attempts[-1:])
                 return
             if code == USAGE_EXIT_CODE:
                 status.state = "failed"
@@ -319,18 +373,28 @@ class _Supervisor:
         status.ended = now_iso()
         write_status(status)
         self.event("ended", f"job {status.run}: {status.summary}")
+        # A remote drive uploads a file once it is closed: the log is closed for each flush, else it stays behind.
+        self._close_log()
         try:
             flushed = drive.flush(self.ws)
         except DrivelabError as exc:
             status.flush = {"error": exc.message}
-            self.event("flushed", f"flushing the drive failed: {exc.message}")
+            message = f"flushing the drive failed: {exc.message}"
         else:
             status.flush = {"files": flushed.files, "bytes": flushed.bytes, "seconds": round(flushed.seconds, 3)}
-            if flushed.files:
-                self.event("flushed", f"drive flushed: {flushed.files} file(s), {flushed.bytes} bytes in {flushed.seconds:.1f} s")
+            message = f"drive flushed: {flushed.files} file(s), {flushed.bytes} bytes in {flushed.seconds:.1f} s" if flushed.files else None
+        if message:
+            self.log = open(log_path(self.run_dir, self.spec.node), "ab")  # noqa: SIM115 -- closed again below
+            self.event("flushed", message)
+            self._close_log()
         write_status(status)
         with contextlib.suppress(DrivelabError):
-            drive.flush(self.ws)  # status.json itself, written after the flush
+            drive.flush(self.ws)  # status.json itself, and the log's last line, written after the flush
+
+    def _close_log(self) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
 
 def run_job(
@@ -350,9 +414,7 @@ def run_job(
     for a job that cannot start, :class:`JobRunningError` when a job of that
     name is running already.
     """
-    if not spec.run:
-        spec.run = default_run_name(spec.script)
-    spec.validate()
+    spec.prepare()
     with job_lock(ws, spec.run):
         return _Supervisor(ws, spec, detached=detached, on_line=on_line, on_event=on_event).run()
 

@@ -30,7 +30,7 @@ from drivelab.errors import TorchMissingError
 from drivelab.train._config import RECIPE_NAMES
 
 _EXPORTS = {
-    "_checkpoint": ["load_checkpoint", "load_latest_checkpoint"],
+    "_checkpoint": ["load_agreed_checkpoint", "load_checkpoint", "load_latest_checkpoint"],
     "_device": ["pick_device"],
     "_distributed": ["World", "join_world"],
     "_files": ["latest_complete_checkpoint", "list_checkpoints"],
@@ -60,7 +60,7 @@ def recipe_names() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from drivelab.train._checkpoint import load_checkpoint, load_latest_checkpoint
+    from drivelab.train._checkpoint import load_agreed_checkpoint, load_checkpoint, load_latest_checkpoint
     from drivelab.train._config import TrainConfig, check_run_name
     from drivelab.train._device import pick_device
     from drivelab.train._distributed import World, join_world

@@ -76,6 +76,9 @@ class TrainConfig:
     """Stop after the first epoch whose test accuracy reaches this (percent)."""
     threads: int | None = None
     """CPU threads for PyTorch (``torch.set_num_threads``); ``None``: PyTorch's choice."""
+    checkpoint_wait: float = 5.0
+    """Seconds a rank on another machine than rank 0 looks for the checkpoint rank 0 chose in its own view of the
+    drive before it gets the bytes from rank 0 instead (see :func:`drivelab.train.load_agreed_checkpoint`)."""
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPE_NAMES:
@@ -98,6 +101,9 @@ class TrainConfig:
         accuracy = self.stop_at_accuracy
         if accuracy is not None and (not isinstance(accuracy, (int, float)) or not 0 < accuracy <= 100):
             raise TrainOptionError("stop_at_accuracy", accuracy, "a percentage above 0 and at most 100")
+        wait = self.checkpoint_wait
+        if not isinstance(wait, (int, float)) or isinstance(wait, bool) or not 0 <= wait < math.inf:
+            raise TrainOptionError("checkpoint_wait", wait, "a number of seconds, 0 or more")
 
     def identity(self) -> dict:
         """The settings a resumed run must share with the run it continues."""

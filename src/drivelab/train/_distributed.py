@@ -56,6 +56,14 @@ class World:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def gather(self, value) -> list:
+        """Every rank's ``value`` (a picklable object), by rank, on every rank."""
+        if not self.distributed:
+            return [value]
+        gathered: list = [None] * self.world_size
+        dist.all_gather_object(gathered, value)
+        return gathered
+
     def close(self) -> None:
         """Leave the process group (call once, when training is over)."""
         if self.distributed and dist.is_initialized():

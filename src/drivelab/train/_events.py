@@ -22,6 +22,8 @@ class RunStarted:
     start_epoch: int
     """Epochs already done (0 for a fresh run, N when resumed from epoch N)."""
     checkpoint: Path | None
+    sent_to: tuple[int, ...] = ()
+    """Ranks that got the checkpoint's bytes from rank 0: their machine's view of the drive did not show it in time."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,12 @@ the dataset, each global batch of the recipe's size is split between the
 ranks, and the gradients are averaged, so the recipe's schedule is unchanged.
 Rank 0 alone evaluates and writes checkpoints, metrics and the final weights;
 a run resumes the same way, with any number of processes.
+
+On several machines sharing the run folder through their own mounts of the
+drive, every rank resumes from the checkpoint rank 0 chose, by its bytes (see
+:func:`load_agreed_checkpoint`), and the metrics history comes from that
+checkpoint too, not from ``metrics.jsonl`` as the resuming rank 0's machine
+happens to see it: the history always matches the weights it resumes.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from drivelab._atomic import atomic_write
 from drivelab.errors import CheckpointError, TrainError
-from drivelab.train._checkpoint import LoadedCheckpoint, load_checkpoint, load_latest_checkpoint, save_checkpoint
+from drivelab.train._checkpoint import load_agreed_checkpoint, save_checkpoint
 from drivelab.train._config import TrainConfig
 from drivelab.train._distributed import World, join_world
 from drivelab.train._events import BatchProgress, CheckpointSkipped, EpochEnd, RunStarted, TrainEvent, TrainResult
@@ -300,20 +306,14 @@ def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = N
     run = _Run(config, recipe, world)
     result = TrainResult(run_dir, recipe.name, str(device), run.epochs, resumed_from=None, world_size=world.world_size)
 
-    start_epoch, elapsed, checkpoint = 0, 0.0, None
+    start_epoch, elapsed, checkpoint, sent_to, saved_history = 0, 0.0, None, [], None
     if config.resume:
-        if main:
-            loaded = load_latest_checkpoint(run_dir)
-            for path, reason in loaded.skipped:
-                result.skipped_checkpoints.append((path, reason))
-                if report:
-                    report(CheckpointSkipped(path, reason))
-        if world.distributed:
-            # Rank 0 chooses; the others load the very file it verified.
-            chosen = [loaded.path if main else None]
-            dist.broadcast_object_list(chosen, src=0)
-            if not main:
-                loaded = load_checkpoint(chosen[0]) if chosen[0] is not None else LoadedCheckpoint(None, None)
+        # Rank 0 chooses; every rank loads the very bytes it verified.
+        loaded = load_agreed_checkpoint(run_dir, world, wait=config.checkpoint_wait)
+        for path, reason in loaded.skipped:
+            result.skipped_checkpoints.append((path, reason))
+            if report:
+                report(CheckpointSkipped(path, reason))
         if loaded.state is not None:
             saved = loaded.state.get("config", {})
             if saved != config.identity():
@@ -323,14 +323,19 @@ def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = N
                     hint="rerun with the same settings to resume, or use another --run name",
                 )
             run.restore(loaded.state)
-            start_epoch, elapsed, checkpoint = int(loaded.state["epoch"]), float(loaded.state["elapsed"]), loaded.path
+            start_epoch, elapsed, checkpoint, sent_to = int(loaded.state["epoch"]), float(loaded.state["elapsed"]), loaded.path, loaded.sent_to
+            saved_history = loaded.state.get("history")
             result.resumed_from = start_epoch
     if main:
-        # Epochs after the checkpoint will be trained again: their old lines go.
-        result.history = [m for m in read_metrics(metrics_file) if m.epoch <= start_epoch] if start_epoch else []
+        # Epochs after the checkpoint will be trained again: their old lines go. A checkpoint written
+        # before it carried the history leaves it to metrics.jsonl.
+        if saved_history is not None:
+            result.history = [EpochMetrics(**m) for m in saved_history]
+        else:
+            result.history = [m for m in read_metrics(metrics_file) if m.epoch <= start_epoch] if start_epoch else []
         write_metrics(metrics_file, result.history)
     if report:
-        report(RunStarted(run_dir, recipe.name, str(device), run.epochs, start_epoch, checkpoint))
+        report(RunStarted(run_dir, recipe.name, str(device), run.epochs, start_epoch, checkpoint, sent_to=tuple(sent_to)))
 
     for epoch in range(start_epoch + 1, run.epochs + 1):
         started = time.perf_counter()
@@ -348,6 +353,7 @@ def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = N
             # never a line that a resume after this checkpoint would not write again.
             result.history.append(metrics)
             write_metrics(metrics_file, result.history)
+            state["history"] = [m.to_dict() for m in result.history]
             path = save_checkpoint(run_dir, epoch, state, keep=config.keep_checkpoints)
             plot_curves(run_dir / "curves.png", result.history, title=f"MNIST, recipe {recipe.name}")
             if report:

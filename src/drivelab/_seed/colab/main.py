@@ -4,6 +4,7 @@
     python drive/colab/main.py --recipe reference   # the classic PyTorch example
     python drive/colab/main.py --run my-run         # rerun later: resumes where it stopped
     drivelab run --nproc-per-node 2 drive/colab/main.py   # data-parallel, one process per rank
+    drivelab run --run exp --nnodes 2 --rdzv-endpoint HOST:PORT drive/colab/main.py   # the same on each of two machines
 
 MNIST is downloaded into drive/dataset (skipped when already there); each run
 writes checkpoints, metrics.jsonl and curves.png to drive/runs/<run>/.
@@ -82,7 +83,8 @@ def main(argv=None):
         config,
         # On a cloud drive, read a verified copy on local disk, not the mount.
         dataset_root=staged_dataset_root(args.data_dir, "MNIST"),
-        run_dir=world.agree(config.run_dir),  # one folder, even if the ranks' clocks differ
+        # One run name, even if the ranks' clocks differ; each machine reaches it through its own drive folder.
+        run_dir=config.run_dir.parent / world.agree(config.run_dir.name),
     )
     last_report = [time.monotonic()]
 
@@ -92,6 +94,9 @@ def main(argv=None):
         elif isinstance(event, RunStarted):
             resumed = f", resuming after epoch {event.start_epoch}" if event.start_epoch else ""
             print(f"Run {event.run_dir} | recipe {event.recipe} | device {event.device} | {event.epochs} epochs{resumed}", flush=True)
+            if event.sent_to:
+                ranks = ", ".join(map(str, event.sent_to))
+                print(f"  {event.checkpoint.name} sent to rank(s) {ranks}: their view of the drive did not show it yet", flush=True)
         elif isinstance(event, BatchProgress) and args.log_every:
             if time.monotonic() - last_report[0] >= args.log_every:
                 last_report[0] = time.monotonic()

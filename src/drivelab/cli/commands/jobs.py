@@ -15,6 +15,9 @@ app = typer.Typer(help="Jobs started with `drivelab run`: list, logs, stop.", no
 
 RunArgument = Annotated[str, typer.Argument(help="The job's run name (see `drivelab jobs list`).", show_default=False)]
 _STATE_STYLE = {"running": "green", "restarting": "yellow", "starting": "green", "stopping": "yellow", "succeeded": "bold green", "failed": "red", "lost": "red", "stopped": "yellow"}
+# Slurm's own states, for runs handed to it (`drivelab run --on slurm`).
+_STATE_STYLE |= {"PENDING": "yellow", "RUNNING": "green", "COMPLETING": "green", "COMPLETED": "bold green", "CANCELLED": "yellow", "PREEMPTED": "yellow"}
+_STATE_STYLE |= {state: "red" for state in ("FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "UNKNOWN")}
 
 
 @app.command("list")
@@ -34,6 +37,12 @@ def list_(workspace: WorkspaceOption = None, json_output: JsonOption = False) ->
         console.print("No jobs yet. Start one with `drivelab run SCRIPT`.", markup=False)
         return
     print_jobs_table(rich_console(), jobs)
+    for job in jobs:  # a run on several machines: this machine's part in it
+        if job.group_text():
+            console.print(f"{job.run}: {job.group_text()}", markup=False, highlight=False, soft_wrap=True)
+    for job in jobs:  # a run handed to Slurm: its job id, its nodes, why it waits
+        if job.slurm:
+            console.print(f"{job.run}: {job.summary}", markup=False, highlight=False, soft_wrap=True)
 
 
 _HEADINGS = ("run", "state", "restarts", "last checkpoint", "started", "command")
@@ -142,10 +151,10 @@ def stop(
 
 @app.command("status")
 def status(run: RunArgument, workspace: WorkspaceOption = None, json_output: JsonOption = False) -> None:
-    """One job's status.json: state, attempts, exit codes, last checkpoint, flush."""
-    from drivelab.jobs import read_status
+    """One job's status.json: state, attempts, exit codes, last checkpoint, flush (and Slurm's state, for a run handed to it)."""
+    from drivelab.jobs import job_status
 
-    job = read_status(workspace_from(workspace), run)
+    job = job_status(workspace_from(workspace), run)
     if json_output:
         emit_json("jobs.status", job.to_dict())
         return
@@ -155,6 +164,10 @@ def status(run: RunArgument, workspace: WorkspaceOption = None, json_output: Jso
     for a in job.attempts:
         code = "running" if a.exit_code is None else f"exit {a.exit_code}"
         console.print(f"  attempt {a.number}: pid {a.pid}, {code}, {a.seconds or 0:.1f} s, checkpoint {a.checkpoint or '-'}", markup=False)
+    if job.group_text():
+        console.print(f"  {job.group_text()}", markup=False)
+    if job.slurm:
+        console.print(f"  batch script: {job.slurm.get('batch_script')}; Slurm's output: {job.slurm.get('output')}", markup=False, soft_wrap=True)
     console.print(f"  log: {job.log}", markup=False)
     if job.failure_tail:
         console.print(job.failure_report(), markup=False, highlight=False, soft_wrap=True)

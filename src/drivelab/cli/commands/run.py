@@ -9,6 +9,7 @@ from typer.core import TyperCommand
 
 from drivelab.cli._output import console, emit_json, escape
 from drivelab.cli.commands._common import JsonOption, WorkspaceOption, workspace_from
+from drivelab.cli.commands._slurm import PLACES, run_on_slurm, slurm_options
 from drivelab.errors import JobError
 
 # Everything after SCRIPT belongs to the script, options included.
@@ -56,9 +57,29 @@ def run(
         typer.Option("--parameter", "-p", metavar="NAME VALUE", help="Notebook parameter (papermill's convention: the cell tagged `parameters`); repeatable.", show_default=False),
     ] = None,
     nproc_per_node: Annotated[Optional[int], typer.Option("--nproc-per-node", min=1, help="Processes on this machine, under torchrun (data-parallel).", show_default=False)] = None,
-    nnodes: Annotated[str, typer.Option("--nnodes", help="Machines taking part (torchrun).")] = "1",
-    node_rank: Annotated[int, typer.Option("--node-rank", min=0, help="This machine's rank among them.")] = 0,
-    rdzv_endpoint: Annotated[Optional[str], typer.Option("--rdzv-endpoint", help="HOST:PORT of rank 0's machine, when several take part.", show_default=False)] = None,
+    nnodes: Annotated[str, typer.Option("--nnodes", help="Machines taking part, N or MIN:MAX (torchrun; the c10d rendezvous hands ranks out).")] = "1",
+    rdzv_endpoint: Annotated[
+        Optional[str], typer.Option("--rdzv-endpoint", help="HOST:PORT of the rendezvous, the same on every machine; HOST is one of them.", show_default=False)
+    ] = None,
+    rdzv_id: Annotated[Optional[str], typer.Option("--rdzv-id", help="The group's id at the rendezvous (default: the run name).", show_default=False)] = None,
+    rdzv_timeout: Annotated[
+        Optional[int], typer.Option("--rdzv-timeout", min=1, help="Seconds to wait for every machine to join (default: torchrun's 600).", show_default=False)
+    ] = None,
+    max_restarts: Annotated[
+        Optional[int],
+        typer.Option("--max-restarts", min=0, help="torchrun's restarts of the whole group after a failure in it (default: 3 across machines, 0 on one).", show_default=False),
+    ] = None,
+    node_rank: Annotated[
+        Optional[int],
+        typer.Option("--node-rank", min=0, help="This machine's rank: only for torchrun's static rendezvous, which it selects (no group restarts).", show_default=False),
+    ] = None,
+    on: Annotated[str, typer.Option("--on", click_type=click.Choice(PLACES), help="Where it runs: here, or handed to Slurm (sbatch; from a cluster's login node).")] = "here",
+    nodes: Annotated[Optional[int], typer.Option("--nodes", min=1, help="Slurm: nodes (machines), each running it under torchrun.", show_default=False)] = None,
+    gpus_per_node: Annotated[Optional[int], typer.Option("--gpus-per-node", min=0, help="Slurm: GPUs on each node, one process each.", show_default=False)] = None,
+    cpus_per_task: Annotated[Optional[int], typer.Option("--cpus-per-task", min=1, help="Slurm: CPUs on each node.", show_default=False)] = None,
+    time_limit: Annotated[Optional[str], typer.Option("--time", help="Slurm: time limit (minutes, HH:MM:SS, D-HH:MM:SS); it requeues itself before.", show_default=False)] = None,
+    partition: Annotated[Optional[str], typer.Option("--partition", help="Slurm: partition (default: the cluster's).", show_default=False)] = None,
+    account: Annotated[Optional[str], typer.Option("--account", help="Slurm: account to charge.", show_default=False)] = None,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -71,11 +92,25 @@ def run(
     Colab code runs unchanged: google.colab (drive, files, userdata) is
     provided, and a notebook runs on the lab's kernel.
 
+    On several machines, type the same command on each, with the same --run
+    and a drive they all attach: they meet at --rdzv-endpoint (torchrun's
+    c10d rendezvous), torchrun restarts the group after a failure in it, and
+    each machine keeps its own status.<node>.json and log.<node> in the run
+    folder (<node>: $DRIVELAB_NODE_NAME, else the host name).
+
     Examples:
       drivelab run drive/colab/main.py --epochs 4
       drivelab run --detach --run exp1 drive/colab/main.py
       drivelab run --nproc-per-node 2 drive/colab/main.py
+      drivelab run --run exp2 --nnodes 2 --rdzv-endpoint 10.0.0.1:29400 drive/colab/main.py   # on each machine
       drivelab run -p lr 0.1 drive/colab/notebook.ipynb
+      drivelab run --on slurm --nodes 2 --gpus-per-node 4 --time 4:00:00 --run exp3 drive/colab/main.py
+
+    With --on slurm the job is submitted to Slurm (sbatch) with a batch
+    script kept in the run folder: each node runs drivelab run, and before
+    its time limit the job requeues itself and resumes from its last
+    checkpoint. It waits for the job to end (--detach: it returns once
+    submitted); drivelab jobs list, logs and stop cover it.
     """
     from drivelab.jobs import JobSpec, run_job, start_detached
     from drivelab.lab import job_environment
@@ -92,9 +127,16 @@ def run(
         nnodes=nnodes,
         node_rank=node_rank,
         rdzv_endpoint=rdzv_endpoint,
+        rdzv_id=rdzv_id,
+        rdzv_timeout=rdzv_timeout,
+        max_restarts=max_restarts,
     )
     # Colab notebooks and scripts run unchanged: the google.colab stand-in, and for a notebook the lab's kernel.
     spec.env = job_environment(ws, notebook=spec.kind == "notebook")
+    slurm = slurm_options(on, spec, nodes=nodes, gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task, time_limit=time_limit, partition=partition, account=account)
+    if slurm is not None:
+        run_on_slurm(ws, spec, slurm, detach=detach, json_output=json_output)
+        return
     if detach:
         status = start_detached(ws, spec)
         if json_output:

@@ -1,0 +1,196 @@
+"""The local single-host Slurm (scripts/slurm-local.sh) does what drivelab's Slurm jobs need.
+
+Real daemons, real commands: batch jobs run to completion and write their output,
+a requeued job runs again, a signal reaches the batch script's handler (sent by
+hand, and before the time limit as ``--signal=B:USR1@N`` asks), a cancelled job
+ends CANCELLED, an unknown partition is refused by name, and submitit runs a
+Python function on the cluster and returns its result.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _guards import skip_or_fail
+from _waiting import wait_until
+
+if TYPE_CHECKING:
+    from _slurm import LocalSlurm
+
+pytest_plugins = ["_slurm"]  # the `slurm` fixture
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "slurm-local.sh"
+
+FINISHED = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL",
+            "DEADLINE"}
+
+# A batch script that waits for USR1 (in its handler, which exits 0) and says when its trap is set.
+AWAIT_USR1 = """\
+trap 'echo "USR1 restart=${SLURM_RESTART_COUNT:-0}" >> signals.txt; exit 0' USR1
+echo ready > ready.txt
+# bash runs a trap between commands: wait on a short sleep, not in one long one.
+for _ in $(seq 600); do sleep 1 & wait $!; done
+exit 1
+"""
+
+
+@pytest.fixture(autouse=True)
+def _cancel_leftover_jobs(tmp_path, slurm):
+    """A test that fails leaves no job of its own running (they would hold the node's CPUs)."""
+    yield
+    listed = slurm.run("squeue", "--noheader", "--format=%i %Z", check=False).stdout.splitlines()
+    mine = [job_id for job_id, _, workdir in (line.partition(" ") for line in listed)
+            if Path(workdir).is_relative_to(tmp_path)]
+    if mine:
+        slurm.run("scancel", *mine, check=False)
+
+
+def batch_script(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/bash\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def submit(slurm: LocalSlurm, workdir: Path, *options: str) -> str:
+    """Submit a batch job (``sbatch --parsable``) running in ``workdir``; its id."""
+    out = slurm.run("sbatch", "--parsable", f"--partition={slurm.partition}", f"--chdir={workdir}",
+                    "--output=slurm-%j.out", *options).stdout
+    return out.strip().split(";")[0]
+
+
+def wait_finished(slurm: LocalSlurm, job_id: str, within: float) -> str:
+    """The job's final state, once it has one."""
+    return wait_until(f"job {job_id} to finish", lambda: (s := slurm.state(job_id)) in FINISHED and s,
+                      within=within, every=0.2)
+
+
+def completion_record(slurm: LocalSlurm, job_id: str) -> str:
+    """The job's last state in the job completion log: what ``sacct --completion`` reads (plain
+    ``sacct`` needs an accounting database, which the local cluster has not)."""
+    out = slurm.run("sacct", "--completion", "--parsable2", "--noheader", "--format=JobID,State",
+                    f"--jobs={job_id}").stdout
+    states = [line.split("|")[1] for line in out.splitlines() if line.split("|")[0] == job_id]
+    return states[-1] if states else ""
+
+
+@pytest.mark.timeout(60)
+def test_sbatch_wait_completes_and_writes_its_output(tmp_path, slurm):
+    script = batch_script(tmp_path / "hello.sh", 'echo "hello from job $SLURM_JOB_ID on $SLURMD_NODENAME"\n')
+
+    proc = slurm.run("sbatch", "--wait", "--parsable", f"--partition={slurm.partition}", f"--chdir={tmp_path}",
+                     "--output=out-%j.txt", str(script), timeout=50)
+    job_id = proc.stdout.strip().split(";")[0]
+
+    # sbatch returns once the job has finished; the job may still be COMPLETING for a moment.
+    assert wait_finished(slurm, job_id, within=10) == "COMPLETED"
+    assert (tmp_path / f"out-{job_id}.txt").read_text() == f"hello from job {job_id} on {slurm.node}\n"
+    assert wait_until("the completion record", lambda: completion_record(slurm, job_id), within=10) == "COMPLETED"
+
+
+@pytest.mark.timeout(90)
+def test_a_requeued_job_runs_again_and_completes(tmp_path, slurm):
+    # The first run waits to be requeued; the second (SLURM_RESTART_COUNT=1) finishes at once.
+    script = batch_script(tmp_path / "requeue.sh", """\
+echo "run ${SLURM_RESTART_COUNT:-0}" >> runs.txt
+if [ "${SLURM_RESTART_COUNT:-0}" -eq 0 ]; then sleep 120; fi
+""")
+    job_id = submit(slurm, tmp_path, str(script))
+    runs = tmp_path / "runs.txt"
+    wait_until("the first run to start", runs.exists, within=30)
+
+    slurm.run("scontrol", "requeue", job_id)
+
+    # A requeued job may start again once its launch credential expires (cred_expire, 10 s here).
+    assert wait_finished(slurm, job_id, within=60) == "COMPLETED"
+    assert runs.read_text().splitlines() == ["run 0", "run 1"]
+    assert slurm.job(job_id)["Restarts"] == "1"
+
+
+@pytest.mark.timeout(60)
+def test_scancel_signal_reaches_the_batch_scripts_handler(tmp_path, slurm):
+    job_id = submit(slurm, tmp_path, str(batch_script(tmp_path / "handler.sh", AWAIT_USR1)))
+    wait_until("the batch script's trap to be set", (tmp_path / "ready.txt").exists, within=30)
+
+    # What --signal=B:USR1@N sends before the time limit, sent now: to the batch shell only.
+    slurm.run("scancel", "--signal=USR1", "--batch", job_id)
+
+    assert wait_finished(slurm, job_id, within=30) == "COMPLETED"
+    assert (tmp_path / "signals.txt").read_text() == "USR1 restart=0\n"
+
+
+@pytest.mark.timeout(90)
+def test_signal_before_the_time_limit_reaches_the_batch_script(tmp_path, slurm):
+    # slurmctld checks time limits every 30 s: with a 1-minute limit and USR1 asked for 25 s before
+    # it, the signal comes 5 to 35 s after the start (never before the trap is set).
+    script = batch_script(tmp_path / "warned.sh", AWAIT_USR1)
+    job_id = submit(slurm, tmp_path, "--time=1", "--signal=B:USR1@25", str(script))
+
+    assert wait_finished(slurm, job_id, within=75) == "COMPLETED"
+    assert (tmp_path / "signals.txt").read_text() == "USR1 restart=0\n"
+
+
+@pytest.mark.timeout(60)
+def test_scancel_ends_a_running_job_cancelled(tmp_path, slurm):
+    job_id = submit(slurm, tmp_path, str(batch_script(tmp_path / "long.sh", "echo ready > ready.txt\nsleep 300\n")))
+    wait_until("the job to start", (tmp_path / "ready.txt").exists, within=30)
+
+    slurm.run("scancel", job_id)
+
+    assert wait_finished(slurm, job_id, within=30) == "CANCELLED"
+    assert wait_until("the completion record", lambda: completion_record(slurm, job_id), within=10) == "CANCELLED"
+
+
+@pytest.mark.timeout(30)
+def test_sbatch_refuses_an_unknown_partition_naming_it(tmp_path, slurm):
+    proc = slurm.run("sbatch", "--partition=no-such-partition", f"--chdir={tmp_path}", "--wrap=true", check=False)
+
+    assert proc.returncode != 0
+    assert "invalid partition specified: no-such-partition" in proc.stderr
+    assert not proc.stdout.strip()  # no job id
+
+
+@pytest.mark.timeout(30)
+def test_the_script_reports_status_and_refuses_unknown_commands(slurm):
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
+    status = subprocess.run(["bash", str(SCRIPT), "status"], check=False, env=env, capture_output=True, text=True,
+                            timeout=20)
+    assert status.returncode == 0, status.stderr
+    assert slurm.partition in status.stdout and slurm.node in status.stdout
+
+    wrong = subprocess.run(["bash", str(SCRIPT), "start"], check=False, env=env, capture_output=True, text=True,
+                           timeout=20)
+    assert wrong.returncode == 2
+    assert "usage:" in wrong.stderr and "up|down|status" in wrong.stderr
+
+
+@pytest.mark.timeout(90)
+def test_submitit_runs_a_function_and_returns_its_result(tmp_path, slurm, monkeypatch):
+    try:
+        import submitit
+    except ImportError:
+        skip_or_fail("submitit is not installed (pip install 'submitit>=1.5,<2')")
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))  # submitit runs sbatch with this process's environment
+
+    def add(a: int, b: int) -> tuple[int, str | None]:  # nested: pickled by value, not imported in the job
+        import os
+        return a + b, os.environ.get("SLURM_JOB_PARTITION")
+
+    executor = submitit.AutoExecutor(folder=tmp_path / "submitit" / "%j")
+    assert executor.cluster == "slurm"
+    executor.update_parameters(slurm_partition=slurm.partition, timeout_min=5, cpus_per_task=1, mem_gb=1)
+    job = executor.submit(add, 2, 3)
+
+    # No accounting, so submitit cannot learn a job's state from sacct (it warns, and says UNKNOWN);
+    # it sees the job done when its result file appears.
+    wait_until(f"submitit job {job.job_id} to finish", lambda: job.done() or slurm.state(job.job_id) in FINISHED,
+               within=60, every=0.5)
+    assert job.result() == (5, slurm.partition)
+    # The result file is written before the job's processes have exited.
+    assert wait_finished(slurm, job.job_id, within=30) == "COMPLETED"
