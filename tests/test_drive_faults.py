@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from drivelab import drive
+from drivelab._background import pid_alive
 from drivelab.drive import _guard
 from drivelab.drive._host import mount_broken
 from drivelab.workspace import Workspace
@@ -266,6 +267,8 @@ def test_a_killed_watchdog_leaves_no_immutable_drive_behind(ws: Workspace, s3: S
     os.kill(state.watchdog_pid, signal.SIGKILL)
     os.kill(state.rclone_pid, signal.SIGKILL)  # as after a reboot: nothing keeps the drive
     wait_until("the mount dead", lambda: mount_broken(ws.drive), within=10)
+    # SIGKILL is delivered, not awaited: a watchdog blocked on the mount exits only once rclone is gone.
+    wait_until("the watchdog gone", lambda: not pid_alive(state.watchdog_pid), within=10)
     now = drive.status(ws)  # notices the stale mount and the protected folder beneath it
     assert now.phase == "detached" and not os.path.ismount(ws.drive)
     assert _guard.is_protected(ws.drive) is None
