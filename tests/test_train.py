@@ -132,7 +132,7 @@ def test_no_resume_starts_over(dataset_root, tmp_path):
 
 
 def test_bad_recipe_device_and_data_are_clear_errors(dataset_root, tmp_path):
-    with pytest.raises(RecipeError, match="--recipe 'nope'.*fast, reference"):
+    with pytest.raises(RecipeError, match="--recipe 'nope'.*fast, fast-long, reference"):
         train(_config(dataset_root, tmp_path / "a", recipe="nope"))
     with pytest.raises(TrainError, match="not available") as info:
         train(_config(dataset_root, tmp_path / "b", device="cuda:7" if not torch.cuda.is_available() else "mps"))

@@ -15,10 +15,13 @@ from pathlib import Path
 
 from drivelab.errors import TrainOptionError
 
-__all__ = ["TrainConfig", "check_run_name", "RECIPE_NAMES", "SEED_MAX"]
+__all__ = ["TrainConfig", "check_run_name", "RECIPE_NAMES", "PRECISIONS", "SEED_MAX"]
 
-RECIPE_NAMES = ("fast", "reference")
+RECIPE_NAMES = ("fast", "fast-long", "reference")
 """The registered recipes, the default first (kept equal to ``RECIPES``' keys)."""
+
+PRECISIONS = ("auto", "fp32", "bf16")
+"""What ``--precision`` takes: ``auto`` decides from the hardware (see ``drivelab.train._precision``), the others force it."""
 
 SEED_MAX = 2**32 - 1
 _DEVICE = re.compile(r"auto|(cpu|cuda|mps)(:\d+)?")
@@ -76,6 +79,8 @@ class TrainConfig:
     """Stop after the first epoch whose test accuracy reaches this (percent)."""
     threads: int | None = None
     """CPU threads for PyTorch (``torch.set_num_threads``); ``None``: PyTorch's choice."""
+    precision: str = "auto"
+    """``auto``: bf16 autocast where the hardware computes bf16 natively, else fp32; ``fp32`` or ``bf16`` forces it."""
     checkpoint_wait: float = 5.0
     """Seconds a rank on another machine than rank 0 looks for the checkpoint rank 0 chose in its own view of the
     drive before it gets the bytes from rank 0 instead (see :func:`drivelab.train.load_agreed_checkpoint`)."""
@@ -98,6 +103,8 @@ class TrainConfig:
             raise TrainOptionError("--seed", self.seed, f"a whole number from 0 to {SEED_MAX}")
         if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
             raise TrainOptionError("--device", self.device, "auto, cpu, cuda, cuda:N or mps", hint="auto picks CUDA, then Apple MPS, then the CPU")
+        if self.precision not in PRECISIONS:
+            raise TrainOptionError("--precision", self.precision, ", ".join(PRECISIONS[:-1]) + " or " + PRECISIONS[-1], hint="auto decides from the hardware")
         accuracy = self.stop_at_accuracy
         if accuracy is not None and (not isinstance(accuracy, (int, float)) or not 0 < accuracy <= 100):
             raise TrainOptionError("stop_at_accuracy", accuracy, "a percentage above 0 and at most 100")

@@ -24,6 +24,8 @@ class RunStarted:
     checkpoint: Path | None
     sent_to: tuple[int, ...] = ()
     """Ranks that got the checkpoint's bytes from rank 0: their machine's view of the drive did not show it in time."""
+    precision: str = ""
+    """What the run computes in and why: ``"fp32 (auto: no bf16 instructions, fp32)"``."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,9 @@ class TrainResult:
     """Filled on rank 0 only when several processes train."""
     skipped_checkpoints: list[tuple[Path, str]] = field(default_factory=list)
     world_size: int = 1
+    precision: str | None = None
+    """``"fp32"`` or ``"bf16"``: what this run computed in (rank 0's choice)."""
+    precision_reason: str | None = None
 
     @property
     def final_accuracy(self) -> float | None:
@@ -80,4 +85,6 @@ class TrainResult:
             "history": [m.to_dict() for m in self.history],
             "skipped_checkpoints": [{"path": str(p), "reason": r} for p, r in self.skipped_checkpoints],
             "world_size": self.world_size,
+            "precision": self.precision,
+            "precision_reason": self.precision_reason,
         }

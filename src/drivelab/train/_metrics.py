@@ -23,6 +23,10 @@ class EpochMetrics:
     elapsed: float
     """Wall time of all epochs so far, across resumes (start-up excluded)."""
     lr: float
+    precision: str | None = None
+    """What the epoch computed in, ``"fp32"`` or ``"bf16"`` (None in lines written before it was recorded)."""
+    precision_reason: str | None = None
+    """Why: ``"auto: CPU has avx512_bf16"``, ``"auto: no bf16 instructions, fp32"``, ``"--precision fp32"``."""
 
     def to_dict(self) -> dict:
         return asdict(self)
