@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from drivelab.data import get_mnist
+from drivelab.jobs import JobSpec
 from drivelab.workspace import init_workspace
 
 REPO_MNIST = Path(__file__).resolve().parents[1] / "tests" / "data" / "mnist"
@@ -128,7 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="runs of the trivial script (default 10)")
     parser.add_argument("--kills", type=int, default=5, help="kills of the trainer (default 5)")
-    parser.add_argument("--backoff", type=float, default=1.0, help="--backoff of the job (default 1.0, drivelab run's default)")
+    parser.add_argument("--backoff", type=float, default=JobSpec.backoff, help=f"--backoff of the job (default {JobSpec.backoff}, drivelab run's default)")
     parser.add_argument("--mirror", action="append", default=None, help="MNIST mirror URL (repeatable)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args()

@@ -189,7 +189,9 @@ def test_always_failing_script_stops_after_n_restarts_with_a_summary(workspace, 
     assert [a["exit_code"] for a in status["attempts"]] == [1, 1, 1]
     log = (workspace / "drive" / "runs" / "bad" / "log").read_text()
     assert [line for line in log.splitlines() if line.startswith("attempt ")] == ["attempt 0", "attempt 1", "attempt 2"]
-    assert took >= 0.2 + 0.4  # backoff 0.2 s, then doubled
+    assert took >= 0.2 + 0.8  # backoff 0.2 s, then four times longer
+    waits = [line.split("restarting in ")[1].split(" s ")[0] for line in log.splitlines() if "restarting in " in line]
+    assert waits == ["0.2", "0.8"], log
     # Each attempt ended differently ("attempt N"): each is shown, under its number.
     assert [t["attempts"] for t in status["failure_tail"]] == [[0], [1], [2]]
     error = error_part(proc.stderr, "bad")

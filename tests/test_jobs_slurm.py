@@ -318,7 +318,7 @@ def test_the_batch_script_of_several_nodes_runs_drivelab_run_under_torchrun_on_e
     assert 'first_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)' in text
     command = " ".join(text[text.index("srun ") : text.index(" &\n")].replace("\\\n", " ").split())
     assert command.startswith('srun --nodes="$SLURM_NNODES" --ntasks-per-node=1 --kill-on-bad-exit=1 --label '), command
-    assert f"-m drivelab run --workspace {workspace} --run big --restarts 3 --backoff 1 --nproc-per-node 4" in command, command
+    assert f"-m drivelab run --workspace {workspace} --run big --restarts 3 --backoff 0.1 --nproc-per-node 4" in command, command
     assert command.endswith('--nnodes "$SLURM_NNODES" --rdzv-endpoint "$first_node:$port" --rdzv-id "$SLURM_JOB_ID" drive/colab/main.py --epochs 4'), command
     assert subprocess.run(["bash", "-n"], check=False, input=text, text=True, capture_output=True).returncode == 0
     # A short limit gets its USR2 a third of the way before it, not 90 s (at its start).

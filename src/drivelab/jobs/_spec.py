@@ -112,8 +112,11 @@ class JobSpec:
     """Run name: the folder ``drive/runs/<run>/``. Empty: the script's name and the time."""
     restarts: int = 3
     """Restarts in a row without progress before giving up (a new checkpoint resets the count)."""
-    backoff: float = 1.0
-    """Seconds before the first restart; doubled for each further restart in a row (at most 60)."""
+    backoff: float = 0.1
+    """Seconds before the first restart; four times longer for each further restart in a row (at most 60).
+
+    Small, because a killed or crashed attempt that had made progress is best restarted at once (its checkpoint is
+    there); a command that keeps failing soon waits seconds, and gives up after ``restarts`` in a row anyway."""
     parameters: list[tuple[str, str]] = field(default_factory=list)
     """Notebook parameters, papermill's ``-p NAME VALUE``."""
     nproc_per_node: int | None = None

@@ -11,8 +11,8 @@ process of its own started in a new session (``--detach``, see
 - starts the command in a process group of its own, so that stopping reaches
   every process of the job (torchrun's workers, a notebook's kernel);
 - copies each output line to ``drive/runs/<run>/log`` (and to ``on_line``);
-- restarts a command that fails or is killed, after ``backoff`` seconds doubled
-  for each restart in a row, until ``restarts`` restarts in a row made no
+- restarts a command that fails or is killed, after ``backoff`` seconds
+  (0.1 by default), four times longer for each further restart in a row, until ``restarts`` restarts in a row made no
   progress; progress is a newer complete checkpoint in the run folder, so a job
   that resumes from its checkpoints may be killed any number of times; a
   command that exits with code 2 (a usage error) is never restarted;
@@ -58,6 +58,8 @@ from drivelab.workspace import Workspace
 __all__ = ["JobEvent", "run_job", "describe_exit", "MAX_BACKOFF"]
 
 MAX_BACKOFF = 60.0
+BACKOFF_GROWTH = 4
+"""The wait before a restart grows this many times for each further restart in a row without progress."""
 _TAIL_LINES = 12
 """Output lines of each attempt kept for the failure report."""
 
@@ -333,7 +335,7 @@ class _Supervisor:
                 return
             in_a_row += 1
             restart += 1
-            delay = min(MAX_BACKOFF, spec.backoff * 2 ** (in_a_row - 1))
+            delay = min(MAX_BACKOFF, spec.backoff * BACKOFF_GROWTH ** (in_a_row - 1))
             status.state, status.restarts = "restarting", restart
             write_status(status)
             resume = f", resuming from {after[1]}" if after else ""

@@ -50,7 +50,7 @@ def run(
     args: Annotated[Optional[list[str]], typer.Argument(help="Arguments for the script.", show_default=False)] = None,
     run_name: Annotated[Optional[str], typer.Option("--run", help="Run name: the folder drive/runs/<run>/ (default: the script's name and the time). Reuse it to resume.", show_default=False)] = None,
     restarts: Annotated[int, typer.Option("--restarts", min=0, help="Restarts in a row without a new checkpoint before giving up.")] = 3,
-    backoff: Annotated[float, typer.Option("--backoff", min=0, help="Seconds before the first restart; doubled for each further one in a row.")] = 1.0,
+    backoff: Annotated[float, typer.Option("--backoff", min=0, help="Seconds before the first restart; four times longer for each further one in a row without a new checkpoint (at most 60).")] = 0.1,
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background, surviving this terminal; see `drivelab jobs`.")] = False,
     parameter: Annotated[
         Optional[list[str]],
