@@ -5,7 +5,8 @@
 #   benchmarks/gpu_check.sh --out check.json        where the JSON goes (default: gpu-check-<host>-<time>.json here)
 #   benchmarks/gpu_check.sh --dry-run               every part on the CPU with tiny settings (checks the plumbing; < 1 minute)
 #
-# Parts, each under its own time limit (a hang costs that part, never the rest), in this order:
+# Parts, each under its own time limit (a hang costs that part, never the rest; a part that ignores SIGTERM is
+# killed 10 s later), in this order; on one GPU the limits add up to under 8 minutes, hangs and all:
 #   nvidia-smi    the GPUs and the driver, as nvidia-smi lists them
 #   runtime       drivelab runtime --json
 #   setup         drivelab setup torch --dry-run --json (the build it would install; nothing is installed)
@@ -95,22 +96,22 @@ fi
 if [ -z "$DATA" ]; then
   DATA="$WORK/dataset"
   MIRROR=${DRIVELAB_MNIST_MIRROR:-$(cd "$ROOT/tests/data/mnist" 2>/dev/null && echo "file://$PWD/")}
-  part data 120 "$PYTHON" -c "import sys; from pathlib import Path; from drivelab.data import get_mnist; get_mnist(Path(sys.argv[1]), mirrors=[sys.argv[2]])" "$DATA" "$MIRROR"
+  part data 40 "$PYTHON" -c "import sys; from pathlib import Path; from drivelab.data import get_mnist; get_mnist(Path(sys.argv[1]), mirrors=[sys.argv[2]])" "$DATA" "$MIRROR"
 fi
 
 if [ "$GPUS" -gt 0 ]; then
-  part nvidia-smi 30 nvidia-smi
+  part nvidia-smi 20 nvidia-smi
 else
   skip nvidia-smi "no NVIDIA GPU listed by nvidia-smi"
 fi
-part runtime 30 "$PYTHON" -m drivelab runtime --json
-part setup 60 "$PYTHON" -m drivelab setup torch --dry-run --json
-part doctor 90 "$PYTHON" -m drivelab doctor --json --timeout 75
+part runtime 25 "$PYTHON" -m drivelab runtime --json
+part setup 40 "$PYTHON" -m drivelab setup torch --dry-run --json
+part doctor 75 "$PYTHON" -m drivelab doctor --json --timeout 60
 
 if [ "$DRY_RUN" = 1 ] || [ "$GPUS" -gt 0 ]; then
-  part fast 150 "$PYTHON" "$ROOT/benchmarks/mnist_train.py" --skip-reference --device "$DEVICE" --data-dir "$DATA" \
+  part fast 135 "$PYTHON" "$ROOT/benchmarks/mnist_train.py" --skip-reference --device "$DEVICE" --data-dir "$DATA" \
     --process-runs 1 --json "$PARTS/fast.json" "${FAST[@]}"
-  part reference 100 "$PYTHON" "$ROOT/benchmarks/mnist_train.py" --seeds 0 --reference-epochs 1 --full --device "$DEVICE" \
+  part reference 65 "$PYTHON" "$ROOT/benchmarks/mnist_train.py" --seeds 0 --reference-epochs 1 --full --device "$DEVICE" \
     --data-dir "$DATA" --process-runs 0 --json "$PARTS/reference.json" "${REFERENCE[@]}"
 else
   skip fast "no NVIDIA GPU (run with --dry-run to check the plumbing on the CPU)"

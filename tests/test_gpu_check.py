@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,6 +79,15 @@ def test_a_part_that_hangs_or_fails_costs_only_itself(tmp_path):
     assert (parts / "fail.rc").read_text().strip() == "3"
     assert (parts / "fail.out").read_text() == "out\n" and (parts / "fail.err").read_text() == "err\n"
     assert (parts / "after.out").read_text() == "still-here\n"
+
+
+def test_one_gpu_runs_under_eight_minutes_even_when_every_part_hangs():
+    """Each part's limit plus timeout's 10 s grace, over the parts one GPU runs (torchrun needs two)."""
+    limits = dict(re.findall(r"^\s*part ([a-z-]+) (\d+) ", SCRIPT.read_text(), flags=re.MULTILINE))
+    assert set(limits) == {"data", "nvidia-smi", "runtime", "setup", "doctor", "fast", "reference", "torchrun"}
+    one_gpu = sum(int(limit) + 10 for name, limit in limits.items() if name != "torchrun")
+    assert one_gpu < 8 * 60, limits
+    assert "--kill-after=10" in SCRIPT.read_text()
 
 
 def test_unknown_option_is_a_usage_error(tmp_path):
