@@ -259,6 +259,7 @@ def test_forced_unmount_keeps_the_cache_for_the_next_mount(ws: Workspace, own_s3
     (ws.drive / "runs" / "forced.txt").write_text("kept in the cache")
     wait_until("the file queued for upload", lambda: drive.status(ws).pending_uploads == 1, within=10)
     os.kill(state.watchdog_pid, signal.SIGKILL)  # and the watchdog gone too
+    wait_until("the watchdog is gone", lambda: not alive(state.watchdog_pid), within=10)
 
     done, took = cli("drive", "unmount", "--force", "-w", str(ws.root))
     out = done.stdout + done.stderr
