@@ -293,3 +293,30 @@ def test_ctrl_c_stops_server_and_kernels_and_flushes_the_drive(tmp_path):
     with socket.socket() as sock:  # nothing listens on the port any more (TIME_WAIT may linger)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", lab.port))
+
+
+def test_the_last_line_says_when_uploads_were_left_pending():
+    """Ctrl+C with the remote unreachable: the lab's last line must not claim a flush that did not happen."""
+    from rich.console import Console
+
+    from drivelab.cli.commands.lab import stopped_line
+    from drivelab.drive import DetachResult
+
+    def plain(markup: str) -> str:
+        console = Console(width=400, color_system=None)
+        with console.capture() as captured:
+            console.print(markup, soft_wrap=True)
+        return captured.get().strip()
+
+    forced = DetachResult(
+        files=1, bytes=2048, seconds=30.2, mode="mount", forced=True, pending=3, cache="/w/.drivelab/drive/cache", reason="3 uploads made no progress for 10 minutes"
+    )
+    line = plain(stopped_line(forced))
+    assert "Drive unmounted with 3 upload(s) pending (3 uploads made no progress for 10 minutes)" in line, line
+    assert "kept in /w/.drivelab/drive/cache and upload at the next `drivelab drive mount`" in line
+    assert "Drive flushed" not in line and "detached." not in line
+
+    done = plain(stopped_line(DetachResult(files=2, bytes=4096, seconds=1.5, mode="mount")))
+    assert done == "JupyterLab stopped. Drive flushed (2 file(s), 4.1 kB uploaded in 1.5 s) and detached.", done
+    shared = plain(stopped_line(DetachResult(mode="mount", detached=False, users=[{"what": "job exp1"}])))
+    assert shared.endswith("and left attached: in use by job exp1."), shared

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import signal
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from drivelab._units import format_bytes
 from drivelab.cli._output import console, escape
 from drivelab.cli.commands._common import WorkspaceOption
+
+if TYPE_CHECKING:
+    from drivelab.drive import DetachResult
 
 
 def lab(
@@ -51,9 +54,19 @@ def lab(
         raise typer.Exit(130) from None
     if stopped.killed:
         console.print(f"Killed {len(stopped.killed)} process(es) the server left behind.")
-    flush = stopped.flush
-    left = "detached" if flush.detached else "left attached: in use by " + ", ".join(str(u.get("what")) for u in flush.users)
-    console.print(f"JupyterLab stopped. Drive flushed ({flush.files} file(s), {format_bytes(flush.bytes)} uploaded in {flush.seconds:.1f} s) and {left}.")
+    console.print(stopped_line(stopped.flush), soft_wrap=True)
     if code is not None:
         console.print(f"[red]JupyterLab exited on its own with code {code}[/]; see {escape(str(server.log))}")
         raise typer.Exit(1)
+
+
+def stopped_line(flush: DetachResult) -> str:
+    """The lab's last line about the drive: what was uploaded, and whether it is detached, left for others, or left pending."""
+    uploaded = f"{flush.files} file(s), {format_bytes(flush.bytes)} uploaded in {flush.seconds:.1f} s"
+    if flush.forced and flush.pending:
+        return (
+            f"JupyterLab stopped. [yellow]Drive unmounted with {flush.pending} upload(s) pending[/] ({escape(flush.reason or 'the remote did not take them')}); "
+            f"they are kept in {escape(flush.cache or '.drivelab/drive/cache')} and upload at the next `drivelab drive mount`. Before that: {uploaded}."
+        )
+    left = "detached" if flush.detached else "left attached: in use by " + ", ".join(str(u.get("what")) for u in flush.users)
+    return f"JupyterLab stopped. Drive flushed ({uploaded}) and {left}."
