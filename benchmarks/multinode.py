@@ -1,4 +1,4 @@
-"""Two machines against one: the same data-parallel run, over a c10d rendezvous and a shared drive, or on one machine.
+"""Two machines against one: the same data-parallel run, over a c10d rendezvous and one drive both attach, or on one machine.
 
     .venv/bin/python benchmarks/multinode.py                     # 3 rounds, --limit-train 12000, 2 epochs
     .venv/bin/python benchmarks/multinode.py --rounds 3 --json out.json
@@ -51,6 +51,8 @@ from drivelab.workspace import Workspace, init_workspace  # noqa: E402
 
 MNIST_MIRROR = (ROOT / "tests" / "data" / "mnist").as_uri() + "/"
 MAIN = "drive/colab/main.py"
+BUCKET = "team"
+"""The bucket on the loopback S3 server that both machines attach as their drive."""
 
 
 def cpu() -> str:
@@ -136,10 +138,10 @@ def main() -> None:
         server = S3Server(Path(tmp) / "s3").start()
         workspaces: list[Workspace] = []
         try:
-            get_mnist(server.backing / "shared" / "dataset", mirrors=[MNIST_MIRROR])
+            get_mnist(server.backing / BUCKET / "dataset", mirrors=[MNIST_MIRROR])
             for name, local_files in (("a", "copy"), ("b", "set-aside")):
                 ws = init_workspace(Path(tmp) / name).workspace
-                drive.connect(ws, "box", "s3", server.options(), root="shared")
+                drive.connect(ws, "box", "s3", server.options(), root=BUCKET)
                 drive.attach(ws, "box", local_files=local_files)
                 workspaces.append(ws)
             a, b = workspaces
@@ -148,7 +150,7 @@ def main() -> None:
                 load = max(load, os.getloadavg()[0])
                 one = one_machine(a, f"one-{i}", train)
                 two = two_machines(a, b, f"two-{i}", train)
-                runs = server.backing / "shared" / "runs"
+                runs = server.backing / BUCKET / "runs"
                 found = {
                     "round": i,
                     "one_wall_s": round(one, 2),

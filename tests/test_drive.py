@@ -49,15 +49,19 @@ def cli(*args: str, check: bool = False, env: dict[str, str] | None = None, time
 def ws(tmp_path: Path) -> Iterator[Workspace]:
     workspace = init_workspace(tmp_path / "ws").workspace
     yield workspace
-    # Never leave a mount or a watchdog behind, whatever the test did.
-    state = drive.status(workspace)
+    leave_no_mount(workspace)
+
+
+def leave_no_mount(ws: Workspace) -> None:
+    """Never leave a mount or a watchdog behind, whatever the test did."""
+    state = drive.status(ws)
     if state.watchdog_pid:
         try:
-            drive.detach(workspace, timeout=60)
+            drive.detach(ws, timeout=60)
         except drive.DriveError:
             os.kill(state.watchdog_pid, signal.SIGKILL)
-    if os.path.ismount(workspace.drive):
-        subprocess.run(["fusermount3", "-uz", str(workspace.drive)], check=False)
+    if os.path.ismount(ws.drive):
+        subprocess.run(["fusermount3", "-uz", str(ws.drive)], check=False)
 
 
 def bucket_name() -> str:

@@ -1,4 +1,4 @@
-"""Several machines under torchrun, on this one: real processes, real signals, one shared drive.
+"""Several machines under torchrun, on this one: real processes, real signals, one drive that both attach.
 
 Two "machines" are two workspaces, each with its own ``.drivelab`` state, its
 own rclone mount of the drive and its own VFS cache, both attached to the same
@@ -39,13 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _guards import in_ci  # noqa: E402
 from _waiting import wait_until  # noqa: E402
 from rclone_servers import S3Server, free_port  # noqa: E402
+from test_drive import leave_no_mount  # noqa: E402
 from test_jobs import Output, child_env, describe, drivelab_argv, pid_alive  # noqa: E402
 
 FUSE_OK, FUSE_WHY = drive.fuse_available()
 # FUSE is optional on a user's machine; in CI it must be there, so these fail loudly rather than skip.
 needs_fuse = pytest.mark.skipif(not FUSE_OK and not in_ci(), reason=f"no FUSE here: {FUSE_WHY}")
 
-BUCKET = "shared"
+BUCKET = "team"
 TRAIN = ["--limit-train", "6000", "--epochs", "2", "--threads", "1", "--device", "cpu", "--log-every", "0"]
 MAIN = "drive/colab/main.py"
 OUTPUTS = {"metrics.jsonl", "model.pt", "curves.png", "ckpt-epoch0001.pt", "ckpt-epoch0001.pt.sha256", "ckpt-epoch0002.pt", "ckpt-epoch0002.pt.sha256"}
@@ -73,20 +74,9 @@ class Machine:
         return json.loads((self.ws.run_dir(run) / f"status.{self.name}.json").read_text())
 
 
-def _detach(ws: Workspace) -> None:
-    state = drive.status(ws)
-    if state.watchdog_pid:
-        try:
-            drive.detach(ws, timeout=60)
-        except drive.DriveError:
-            os.kill(state.watchdog_pid, signal.SIGKILL)
-    if os.path.ismount(ws.drive):
-        subprocess.run(["fusermount3", "-uz", str(ws.drive)], check=False)
-
-
 @pytest.fixture(scope="module")
 def remote(s3: S3Server, mnist_mirror) -> Path:
-    """The shared drive's folder on the S3 server, MNIST already on it (as after a first run)."""
+    """The common drive's folder on the S3 server, MNIST already on it (as after a first run)."""
     backing = s3.backing / BUCKET
     get_mnist(backing / "dataset", mirrors=[mnist_mirror.url])
     return backing
@@ -106,7 +96,7 @@ def machines(tmp_path_factory: pytest.TempPathFactory, s3: S3Server, remote: Pat
         yield made[0], made[1]
     finally:
         for machine in made:
-            _detach(machine.ws)
+            leave_no_mount(machine.ws)
 
 
 def group_args(run: str, port: int, *extra: str) -> list[str]:

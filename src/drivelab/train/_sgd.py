@@ -150,9 +150,6 @@ class OneCycle:
         self.last_step += 1
         self._apply()
 
-    def get_last_lr(self) -> list[float]:
-        return [self.optimizer.param_groups[0]["lr"]]
-
     def state_dict(self) -> dict:
         return {"last_step": self.last_step, "total_steps": self.total_steps}
 
