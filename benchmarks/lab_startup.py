@@ -117,7 +117,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args()
 
-    from drivelab.lab import install_kernel
+    from drivelab.colab import install_kernel
     from drivelab.workspace import init_workspace
 
     home = Path(tempfile.mkdtemp(prefix="drivelab-lab-bench-"))

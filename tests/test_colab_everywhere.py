@@ -36,11 +36,11 @@ from websockets.sync import client as websockets_sync
 
 from drivelab.errors import JobError
 from drivelab.jobs import JobSpec, merge_environment
-from drivelab.lab import install_kernel, job_environment
+from drivelab.colab import install_kernel, job_environment
 from drivelab.workspace import init_workspace
 
 DATA = Path(__file__).resolve().parent / "data" / "colab"
-SHIM = Path(__file__).resolve().parents[1] / "src" / "drivelab" / "lab" / "_colab_shim"
+SHIM = Path(__file__).resolve().parents[1] / "src" / "drivelab" / "colab" / "_shim"
 MY_DRIVE = "/content/drive/MyDrive"
 
 if TYPE_CHECKING:
@@ -245,7 +245,7 @@ def test_a_real_google_colab_wins(colab: Colab, tmp_path: Path):
     assert f"colab from {real / '__init__.py'} True" in (colab.ws.run_dir("real") / "log").read_text()
     assert "PYTHONPATH" not in json.loads((colab.ws.run_dir("real") / "status.json").read_text())["spec"]["env"]
 
-    probe = "from drivelab.lab import has_real_colab; print(has_real_colab())"
+    probe = "from drivelab.colab import has_real_colab; print(has_real_colab())"
     for pythonpath, expected in ((str(tmp_path / "site"), "True"), (str(SHIM), "False"), ("", "False")):
         done = subprocess.run([sys.executable, "-c", probe], env=colab.env(PYTHONPATH=pythonpath), capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
         assert done.stdout.strip() == expected, (pythonpath, done.stderr)

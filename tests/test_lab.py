@@ -211,7 +211,7 @@ def test_lab_kernel_is_drivelabs_and_the_lab_opens_on_the_drive(lab):
     specs = json.loads(body)
     assert specs["default"] == "python3"
     spec = specs["kernelspecs"]["python3"]["spec"]
-    assert spec["argv"][:3] == [sys.executable, "-m", "drivelab.lab._kernel"]
+    assert spec["argv"][:3] == [sys.executable, "-m", "drivelab.colab._kernel"]
     assert spec["env"]["DRIVELAB_WORKSPACE"] == str(lab.workspace)
     status, body = http(lab.base + "lab", token=lab.token)
     assert status == 200
@@ -266,7 +266,7 @@ def test_ctrl_c_stops_server_and_kernels_and_flushes_the_drive(tmp_path):
         kernels: list[psutil.Process] = []
         while time.monotonic() < deadline:
             family = psutil.Process(lab.proc.pid).children(recursive=True)
-            kernels = [p for p in family if "drivelab.lab._kernel" in " ".join(p.cmdline())]
+            kernels = [p for p in family if "drivelab.colab._kernel" in " ".join(p.cmdline())]
             if kernels:
                 break
             time.sleep(0.2)

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from _notebooks import text_of
 
-from drivelab.lab import install_kernel
+from drivelab.colab import install_kernel
 from drivelab.workspace import init_workspace
 
 TRAIN_CELL = "!python drive/colab/main.py"
@@ -117,7 +117,7 @@ def check_colab_notebook(nb, ws, content: Path) -> None:
     # The file is in the workspace's drive.
     assert (ws.drive / "colab-check" / "hello.txt").read_text() == "written from a Colab notebook"
     assert "Drive already mounted at /content/drive" in text_of(again)
-    shim = Path(__file__).resolve().parents[1] / "src" / "drivelab" / "lab" / "_colab_shim"
+    shim = Path(__file__).resolve().parents[1] / "src" / "drivelab" / "colab" / "_shim"
     assert Path(text_of(where).strip()).is_relative_to(shim)
     assert "All changes made in this colab session should now be visible in Drive." in text_of(unmount)
     assert text_of(unmount).strip().endswith("False")  # MyDrive is gone after the unmount
@@ -194,7 +194,7 @@ def test_a_content_folder_that_cannot_be_made_says_how_to_allow_it(lab_kernel, m
 
 
 def test_colab_content_is_read_at_each_call(tmp_path, monkeypatch):
-    from drivelab.lab import colab_content, colab_mount
+    from drivelab.colab import colab_content, colab_mount
 
     ws = init_workspace(tmp_path / "ws").workspace
     monkeypatch.delenv("DRIVELAB_COLAB_CONTENT", raising=False)
@@ -208,7 +208,7 @@ def test_colab_content_is_read_at_each_call(tmp_path, monkeypatch):
 
 def test_mount_refuses_a_mountpoint_with_files_and_inside_the_drive(tmp_path):
     from drivelab.errors import LabError
-    from drivelab.lab import colab_mount
+    from drivelab.colab import colab_mount
 
     ws = init_workspace(tmp_path / "ws").workspace
     busy = tmp_path / "busy"
@@ -230,7 +230,7 @@ def test_the_shim_never_hides_a_real_google_colab(tmp_path):
     real.mkdir(parents=True)
     (real / "__init__.py").write_text("REAL = True\n")
     probe = (
-        "import sys; from drivelab.lab._kernel import prepare_environment; done = prepare_environment();"
+        "import sys; from drivelab.colab._kernel import prepare_environment; done = prepare_environment();"
         "import google.colab; print(getattr(google.colab, 'REAL', False), 'google.colab shim' in done)"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIVELAB_")}

@@ -37,7 +37,7 @@ _EXPORTS = {
     "_results": ["FlushResult", "DetachResult"],
     "_status": ["DriveState", "status", "is_attached"],
     "_users": ["users", "release"],
-    "_colab": ["mount", "flush_and_unmount"],
+    "_notebook": ["mount", "flush_and_unmount"],
     "_copy": ["FolderListing", "has_remote", "list_folder", "copy_folder"],
     "_rclone": ["Rclone", "find_rclone", "MIN_VERSION"],
     "_remotes": ["REMOTE_TYPES", "TYPE_NAMES", "RemoteInfo", "connect", "import_remote", "list_remotes", "remove_remote"],
@@ -48,7 +48,7 @@ __all__ = [*_names, "DriveError", "FlushError", "MountError", "RcloneError", "Re
 
 if TYPE_CHECKING:
     from drivelab.drive._attach import attach
-    from drivelab.drive._colab import flush_and_unmount, mount
+    from drivelab.drive._notebook import flush_and_unmount, mount
     from drivelab.drive._copy import FolderListing, copy_folder, has_remote, list_folder
     from drivelab.drive._detach import detach
     from drivelab.drive._flush import flush

@@ -25,8 +25,7 @@ from typing import Any
 
 from drivelab._background import ProcessExited, ReadyTimeout, spawn, wait_ready
 from drivelab.errors import LabError, WorkspaceError
-from drivelab.lab._colab import LAB_BASE_URL_ENV
-from drivelab.lab._kernelspec import install_kernel
+from drivelab.colab import LAB_BASE_URL_ENV, install_kernel
 from drivelab.workspace import WORKSPACE_ENV, InitResult, Workspace, find_workspace, init_workspace
 
 __all__ = ["LabServer", "LabStopped", "start_lab"]

@@ -113,7 +113,7 @@ def run(
     submitted); drivelab jobs list, logs and stop cover it.
     """
     from drivelab.jobs import JobSpec, run_job, start_detached
-    from drivelab.lab import job_environment
+    from drivelab.colab import job_environment
 
     ws = workspace_from(workspace)
     spec = JobSpec(

@@ -48,7 +48,7 @@ def set_(
       pass show wandb | drivelab secrets set WANDB_API_KEY
       drivelab secrets set OPENAI_API_KEY --from-env OPENAI_API_KEY
     """
-    from drivelab.lab import check_secret_name, set_secret
+    from drivelab.colab import check_secret_name, set_secret
 
     ws = workspace_from(workspace)
     check_secret_name(name)  # before asking for a value
@@ -61,7 +61,7 @@ def set_(
 @app.command("list")
 def list_(workspace: WorkspaceOption = None, json_output: JsonOption = False) -> None:
     """The secrets' names (and where each is read from); never their values."""
-    from drivelab.lab import list_secrets
+    from drivelab.colab import list_secrets
 
     secrets = list_secrets(workspace_from(workspace))
     if json_output:
@@ -77,7 +77,7 @@ def list_(workspace: WorkspaceOption = None, json_output: JsonOption = False) ->
 @app.command("remove")
 def remove(name: NameArgument, workspace: WorkspaceOption = None) -> None:
     """Forget a secret."""
-    from drivelab.lab import remove_secret
+    from drivelab.colab import remove_secret
 
     info = remove_secret(workspace_from(workspace), name)
     console.print(f"Secret [bold]{escape(info.name)}[/] removed.")

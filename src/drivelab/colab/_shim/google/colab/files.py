@@ -16,7 +16,7 @@ import os as _os
 
 from google.colab import errors as _errors
 
-from drivelab.lab._colab import (
+from drivelab.colab._calls import (
     DOWNLOADS,
     colab_download,
     download_html,

@@ -3,7 +3,7 @@
 It is named ``python3``, like the kernel every notebook from Colab asks for,
 and lives in ``.drivelab/jupyter/kernels/python3``; the lab puts
 ``.drivelab/jupyter`` first on ``JUPYTER_PATH``, so that only the servers
-drivelab starts use it. Its command is ``python -m drivelab.lab._kernel``
+drivelab starts use it. Its command is ``python -m drivelab.colab._kernel``
 with this interpreter, so kernels see the same drivelab, torch and packages.
 """
 
@@ -48,7 +48,7 @@ def install_kernel(ws: Workspace) -> KernelSpecInfo:
     from ipykernel.kernelspec import write_kernel_spec
 
     target = jupyter_dir(ws) / "kernels" / KERNEL_NAME
-    argv = [sys.executable, "-m", "drivelab.lab._kernel", "-f", "{connection_file}"]
+    argv = [sys.executable, "-m", "drivelab.colab._kernel", "-f", "{connection_file}"]
     overrides = {
         "argv": argv,
         "display_name": DISPLAY_NAME,

@@ -225,7 +225,7 @@ def colab_flush_and_unmount(timeout: float = 24 * 60 * 60.0) -> Any:
 def set_lab_frontend(base_url: str | None) -> None:
     """Record that this process is a kernel of the lab's server at ``base_url`` (None: it is not).
 
-    Called once by the lab's kernel as it starts (:func:`drivelab.lab._kernel.prepare_environment`),
+    Called once by the lab's kernel as it starts (:func:`drivelab.colab._kernel.prepare_environment`),
     which removes ``$DRIVELAB_LAB_BASE_URL`` from its environment: a process the kernel starts, a
     job started from the lab's terminal or a notebook papermill runs has no browser.
     """

@@ -3,7 +3,7 @@
 ``drive.mount('/content/drive')`` attaches the workspace's drive and makes
 ``/content/drive/MyDrive`` lead to its ``drive/`` folder; the signatures and
 messages are Colab's. ``$DRIVELAB_COLAB_CONTENT`` names a folder to stand for
-``/content`` (see :func:`drivelab.lab.colab_content`). An error's message
+``/content`` (see :func:`drivelab.colab.colab_content`). An error's message
 ends with its hint, since a notebook shows nothing else of it.
 
 When the drive is the workspace's local folder (no cloud drive connected),
@@ -13,7 +13,7 @@ drive" page in the lab, a line naming ``drivelab drive connect`` elsewhere.
 
 import sys as _sys
 
-from drivelab.lab._colab import (
+from drivelab.colab._calls import (
     CONNECT_COMMAND,
     colab_flush_and_unmount,
     colab_mount,

@@ -1,4 +1,4 @@
-"""The lab's kernel (``python -m drivelab.lab._kernel -f CONNECTION_FILE``), and what a job gets of it.
+"""The lab's kernel (``python -m drivelab.colab._kernel -f CONNECTION_FILE``), and what a job gets of it.
 
 An ordinary IPython kernel (ipykernel), set up the way a Colab runtime is:
 
@@ -10,7 +10,7 @@ An ordinary IPython kernel (ipykernel), set up the way a Colab runtime is:
 - when no real ``google.colab`` can be imported, drivelab's stand-in is
   (for this kernel and the processes it starts);
 - a browser is attached when the lab's server started it (see
-  :func:`drivelab.lab._colab.lab_base_url`).
+  :func:`drivelab.colab._calls.lab_base_url`).
 
 Jobs (``drivelab run``) get the same through :func:`job_environment`: the
 stand-in on ``PYTHONPATH`` for a script, a torchrun worker or a notebook's
@@ -25,12 +25,12 @@ import os
 import sys
 from pathlib import Path
 
-from drivelab.lab._colab import LAB_BASE_URL_ENV, set_lab_frontend
+from drivelab.colab._calls import LAB_BASE_URL_ENV, set_lab_frontend
 from drivelab.workspace import WORKSPACE_ENV, Workspace
 
 __all__ = ["SHIM", "has_real_colab", "job_environment", "prepare_environment"]
 
-SHIM = Path(__file__).resolve().parent / "_colab_shim"
+SHIM = Path(__file__).resolve().parent / "_shim"
 _SERVER_MODULE = "drivelab.lab._serve"
 """What the lab's server runs as (``python -m drivelab.lab._serve``): a kernel whose parent it is has a browser."""
 
@@ -107,7 +107,7 @@ def job_environment(ws: Workspace, *, notebook: bool = False) -> dict[str, str]:
     if not has_real_colab():
         env["PYTHONPATH"] = str(SHIM)
     if notebook:
-        from drivelab.lab._kernelspec import install_kernel
+        from drivelab.colab._kernelspec import install_kernel
 
         env["JUPYTER_PATH"] = str(install_kernel(ws).jupyter_path)
     return env
@@ -121,7 +121,7 @@ def main() -> None:
     import drivelab.drive
     import drivelab.runtime  # noqa: F401
 
-    launch_new_instance(argv=[*sys.argv[1:], "--ext=drivelab.lab"])
+    launch_new_instance(argv=[*sys.argv[1:], "--ext=drivelab.colab"])
 
 
 if __name__ == "__main__":

@@ -1,14 +1,14 @@
 """``google.colab.userdata`` on a drivelab workspace: ``get(key)`` returns the workspace's secret.
 
 Secrets are set with ``drivelab secrets set NAME`` (see
-:mod:`drivelab.lab._secrets`); a missing one raises Colab's
+:mod:`drivelab.colab._secrets`); a missing one raises Colab's
 ``SecretNotFoundError('Secret NAME does not exist.')``, followed by a hint.
 """
 
 from google.colab import errors as _errors
 
-from drivelab.lab._colab import hints_shown
-from drivelab.lab._secrets import find_secret
+from drivelab.colab._calls import hints_shown
+from drivelab.colab._secrets import find_secret
 from drivelab.workspace import find_workspace
 
 __all__ = ["NotebookAccessError", "SecretNotFoundError", "get"]
