@@ -30,11 +30,13 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     ├── JobError                a script run as a job failed, or cannot be run
     │   ├── JobFailedError      it kept failing and was not restarted again (the summary says how)
     │   │   └── JobUsageError   it exited with code 2 (its command line is wrong) and was not restarted
+    │   ├── NotebookParameterError  a -p NAME VALUE the notebook's forms cannot take (a usage error, exit code 2)
     │   ├── JobNotFoundError    no job of that name in the workspace
     │   ├── JobRunningError     a job of that name is already running
     │   └── SlurmError          no Slurm client here, sbatch refused the job, or the job failed on a node
-    └── LabError                the lab could not start, or a Colab call cannot be served
-        └── SecretError         a workspace secret that cannot be stored, found or read
+    └── LabError                the lab could not start or stop cleanly
+        └── ColabError          a Colab call cannot be served here, or /content cannot be made
+            └── SecretError     a workspace secret that cannot be stored, found or read
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ __all__ = [
     "JobError",
     "JobFailedError",
     "JobUsageError",
+    "NotebookParameterError",
     "JobNotFoundError",
     "JobRunningError",
     "SlurmError",
@@ -69,6 +72,7 @@ __all__ = [
     "InstallError",
     "TorchMissingError",
     "LabError",
+    "ColabError",
     "SecretError",
 ]
 
@@ -208,6 +212,25 @@ class JobUsageError(JobFailedError):
     """A job exited with code 2, a usage error (its command line is wrong): it was not restarted."""
 
 
+class NotebookParameterError(JobError):
+    """A notebook parameter (``-p NAME VALUE``) that the notebook's Colab forms cannot take.
+
+    A value its form field does not allow, or a name that is none of its form
+    fields (in a notebook with forms and no ``parameters`` cell). A usage
+    error, raised before anything starts. ``parameter`` names it, ``value`` is
+    what was given (``None`` for an unknown name) and ``allowed`` says what
+    it may be.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, parameter: str, value: str | None = None, allowed: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.parameter = parameter
+        self.value = value
+        self.allowed = allowed
+
+
 class JobNotFoundError(JobError):
     """No job (run folder with a ``status.json``) of that name."""
 
@@ -257,7 +280,11 @@ class LabError(DrivelabError):
     """JupyterLab could not start or stop cleanly, or a Colab call (``drive.mount``) cannot be served."""
 
 
-class SecretError(LabError):
+class ColabError(LabError):
+    """A Colab call (``drive.mount``, ``files.upload``, ...) cannot be served here, or ``/content`` cannot be made."""
+
+
+class SecretError(ColabError):
     """A workspace secret (``drivelab secrets``, Colab's ``userdata``) cannot be stored, found or read.
 
     Its message never holds a secret's value: names, paths and variable names only.

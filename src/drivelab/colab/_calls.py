@@ -1,10 +1,13 @@
 """Colab's ``google.colab`` calls on a drivelab workspace: ``drive.mount``, ``files.download``, ``files.upload``.
 
 Colab mounts Google Drive at ``<mountpoint>/MyDrive``. Here the workspace's
-drive is attached (``drivelab.drive.mount``) and ``<mountpoint>/MyDrive`` is
-made a symbolic link to the workspace's ``drive/`` folder, so every
-``/content/drive/MyDrive/...`` path reaches the drive. ``/content`` is created
-when the user may create it; otherwise :class:`LabError` says how to allow it.
+drive is attached (``drivelab.drive.mount``) and ``<mountpoint>/MyDrive`` (and
+``My Drive``, its older name) is made a symbolic link to the workspace's
+``drive/`` folder, so every ``/content/drive/MyDrive/...`` path reaches the
+drive. In a lab kernel or a job ``/content`` is the workspace itself (see
+:mod:`drivelab.colab._content`); elsewhere a mountpoint under ``/content``
+that cannot be made is a :class:`ColabError` saying how to allow it. Inside
+that namespace the drive is attached and detached by the keeper outside it.
 
 ``$DRIVELAB_COLAB_CONTENT``, read at each call, puts Colab's ``/content``
 elsewhere: with it set to ``/tmp/c``, ``mount('/content/drive')`` makes
@@ -31,11 +34,11 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from drivelab.errors import DrivelabError, LabError
+from drivelab.errors import ColabError, DrivelabError
 from drivelab.workspace import Workspace, find_workspace
 
 __all__ = [
@@ -65,6 +68,8 @@ __all__ = [
 ]
 
 MY_DRIVE = "MyDrive"
+MY_DRIVE_NAMES = (MY_DRIVE, "My Drive")
+"""The links ``mount`` makes: Colab's name, and the one notebooks written before it still use."""
 COLAB_CONTENT = Path("/content")
 CONTENT_ENV = "DRIVELAB_COLAB_CONTENT"
 """The folder that stands for Colab's ``/content`` (default: ``/content`` itself)."""
@@ -77,7 +82,7 @@ CONNECT_COMMAND = "drivelab drive connect NAME -t gdrive"
 DOWNLOADS = "downloads"
 """``drive/downloads/``: where ``files.download`` leaves its copies."""
 
-_STAGING = re.compile(rf"\.{MY_DRIVE}\.\d+")
+_STAGING = re.compile(r"\.(MyDrive|My Drive)\.\d+")
 """The name a ``MyDrive`` link is made under before it is renamed into place (``.MyDrive.<pid>``)."""
 
 # Links made by this process, removed again by colab_flush_and_unmount().
@@ -96,6 +101,8 @@ class ColabMount:
     """The workspace's ``drive/`` folder."""
     already: bool
     """It was mounted there already (nothing changed)."""
+    notes: tuple[str, ...] = ()
+    """What the caller should be told (a read-only mount asked of a drive attached read-write)."""
     drive: Any = field(repr=False, default=None)
     """The :class:`drivelab.drive.DriveState` after attaching."""
 
@@ -129,14 +136,20 @@ def hints_shown() -> Iterator[None]:
         raise shown from None
 
 
-def _permission_error(path: Path, exc: OSError) -> LabError:
-    return LabError(
+def _permission_error(path: Path, exc: OSError) -> ColabError:
+    if path == COLAB_CONTENT or COLAB_CONTENT in path.parents:
+        from drivelab.colab._content import content_status
+
+        found = content_status()
+        return ColabError(
+            f"cannot create {path}: {exc.strerror or exc} (/content is not this workspace here: {found.why})",
+            hint=f"{found.hint}; or set {CONTENT_ENV} to a folder you own (it then stands for /content)",
+        )
+    return ColabError(
         f"cannot create {path}: {exc.strerror or exc}",
         hint=(
-            f"allow it once with `sudo mkdir -p {path} && sudo chown \"$USER\" {path}`, "
-            f"or set {CONTENT_ENV} to a folder you own (it then stands for /content), "
-            "or mount at a folder you own, e.g. drive.mount('/tmp/content/drive') "
-            "(the workspace's drive/ folder works directly too)"
+            "mount under /content (the workspace, in the lab and in jobs) or at a folder you own, "
+            "e.g. drive.mount('/content/drive') (the workspace's drive/ folder works directly too)"
         ),
     )
 
@@ -163,7 +176,7 @@ def colab_mount(
     where = _absolute(mountpoint)
     resolved = where.resolve()
     if resolved == target or target in resolved.parents:
-        raise LabError(
+        raise ColabError(
             f"cannot mount at {where}: it is inside the workspace's drive ({target})",
             hint="mount at a folder outside it, as on Colab: drive.mount('/content/drive')",
         )
@@ -172,43 +185,74 @@ def colab_mount(
     except PermissionError as exc:
         raise _permission_error(where, exc) from exc
     except (FileExistsError, NotADirectoryError) as exc:
-        raise LabError(f"cannot mount at {where}: it is not a folder", hint="choose another mountpoint") from exc
+        raise ColabError(f"cannot mount at {where}: it is not a folder", hint="choose another mountpoint") from exc
     except OSError as exc:
-        raise LabError(f"cannot create {where}: {exc.strerror or exc}", hint="choose another mountpoint") from exc
+        raise ColabError(f"cannot create {where}: {exc.strerror or exc}", hint="choose another mountpoint") from exc
 
     link = where / MY_DRIVE
     # Another process mounting there at the same moment (torchrun's ranks) leaves its staging link for an instant.
-    others = sorted(p.name for p in where.iterdir() if p.name != MY_DRIVE and not _STAGING.fullmatch(p.name))
+    others = sorted(p.name for p in where.iterdir() if p.name not in MY_DRIVE_NAMES and not _STAGING.fullmatch(p.name))
     if others:
         shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
-        raise LabError(
+        raise ColabError(
             f"mountpoint {where} must not already contain files (it holds {shown})",
             hint="mount at an empty folder, or move those files away",
         )
-    if os.path.lexists(link) and not link.is_symlink():
-        raise LabError(f"{link} is in the way: it is not a link drivelab made", hint="move it away, then mount again")
-    already = link.is_symlink() and link.resolve() == target and not force_remount
+    for name in MY_DRIVE_NAMES:
+        if os.path.lexists(where / name) and not (where / name).is_symlink():
+            raise ColabError(f"{where / name} is in the way: it is not a link drivelab made", hint="move it away, then mount again")
+    already = all((where / n).is_symlink() and (where / n).resolve() == target for n in MY_DRIVE_NAMES) and not force_remount
 
-    state = drive.mount(str(ws.drive), force_remount=force_remount, timeout=timeout, readonly=readonly)
+    state = _attach_drive(ws, force_remount=force_remount, timeout=timeout, readonly=readonly)
+    notes = []
+    if readonly and not getattr(state, "read_only", False) and getattr(state, "mode", "local") != "local":
+        notes.append(
+            "The drive was attached read-write already (by the lab or a job), and stays so: readonly=True did not change it. "
+            f'To mount it read-only, detach it first: drive.flush_and_unmount(), then drive.mount("{mountpoint}", readonly=True).'
+        )
     if not already:
-        staging = where / f".{MY_DRIVE}.{os.getpid()}"
-        try:
-            if os.path.lexists(staging):
-                staging.unlink()
-            os.symlink(target, staging, target_is_directory=True)
-            os.replace(staging, link)  # atomic: a previous link is swapped, never missing
-        except PermissionError as exc:
-            raise _permission_error(where, exc) from exc
-    _links[link] = target
-    return ColabMount(mountpoint=where, link=link, target=target, already=already, drive=state)
+        for name in MY_DRIVE_NAMES:
+            staging = where / f".{name}.{os.getpid()}"
+            try:
+                if os.path.lexists(staging):
+                    staging.unlink()
+                os.symlink(target, staging, target_is_directory=True)
+                os.replace(staging, where / name)  # atomic: a previous link is swapped, never missing
+            except PermissionError as exc:
+                raise _permission_error(where, exc) from exc
+    for name in MY_DRIVE_NAMES:
+        _links[where / name] = target
+    return ColabMount(mountpoint=where, link=link, target=target, already=already, drive=state, notes=tuple(notes))
+
+
+def _attach_drive(ws: Workspace, *, force_remount: bool, timeout: float, readonly: bool) -> Any:
+    """``drivelab.drive.mount`` here, or by the keeper outside when this process is in its ``/content`` namespace."""
+    from drivelab import drive
+    from drivelab.colab._content import ask_keeper, keeper_available
+
+    if not keeper_available():
+        return drive.mount(str(ws.drive), force_remount=force_remount, timeout=timeout, readonly=readonly)
+    reply = ask_keeper({"op": "mount", "force_remount": force_remount, "timeout": timeout, "readonly": readonly}, timeout=timeout + 60)
+    data = reply["state"]
+    known = {f.name for f in fields(drive.DriveState)}
+    values = {k: v for k, v in data.items() if k in known}
+    values["path"] = Path(values["path"])
+    return drive.DriveState(**values)
 
 
 def colab_flush_and_unmount(timeout: float = 24 * 60 * 60.0) -> Any:
     """Flush the drive (wait for every pending upload), detach it, and remove the
-    ``MyDrive`` links this process made; returns the drive's ``FlushResult``."""
+    ``MyDrive`` links this process made; returns the drive's ``DetachResult``
+    (``forced`` and ``pending`` say whether every write landed)."""
     from drivelab import drive
+    from drivelab.colab._content import ask_keeper, keeper_available
 
-    result = drive.flush_and_unmount(timeout=timeout)
+    if keeper_available():
+        data = ask_keeper({"op": "flush_and_unmount", "timeout": timeout}, timeout=timeout + 60)["result"]
+        known = {f.name for f in fields(drive.DetachResult)}
+        result = drive.DetachResult(**{k: v for k, v in data.items() if k in known})
+    else:
+        result = drive.flush_and_unmount(timeout=timeout)
     for link, target in list(_links.items()):
         try:
             if link.is_symlink() and link.resolve() == target:
@@ -321,7 +365,7 @@ def colab_download(filename: str | os.PathLike[str], *, workspace: Workspace | N
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LabError(f"cannot create {folder}: {exc.strerror or exc}", hint="check that the drive is attached and writable: `drivelab drive status`") from exc
+        raise ColabError(f"cannot create {folder}: {exc.strerror or exc}", hint="check that the drive is attached and writable: `drivelab drive status`") from exc
     if source.resolve().parent == folder.resolve():
         saved = source
     else:
@@ -340,7 +384,7 @@ def colab_download(filename: str | os.PathLike[str], *, workspace: Workspace | N
             except OSError as exc:
                 with contextlib.suppress(OSError):
                     staging.unlink()
-                raise LabError(f"cannot copy {source} to {saved}: {exc.strerror or exc}", hint="check the drive: `drivelab drive status`") from exc
+                raise ColabError(f"cannot copy {source} to {saved}: {exc.strerror or exc}", hint="check the drive: `drivelab drive status`") from exc
     relative = saved.relative_to(ws.root).as_posix() if saved.is_relative_to(ws.root) else None
     if relative is None:  # the file was in drive/downloads, reached through another path
         relative = (Path(ws.drive.name) / DOWNLOADS / saved.name).as_posix()
@@ -388,7 +432,7 @@ class Upload:
 
 
 def start_upload(target_dir: str | os.PathLike[str] = "", *, workspace: Workspace | None = None) -> Upload:
-    """Make the folder a browser's upload lands in, under ``target_dir``; :class:`LabError` when the lab's
+    """Make the folder a browser's upload lands in, under ``target_dir``; :class:`ColabError` when the lab's
     server cannot write there (outside the workspace, or in a hidden folder)."""
     ws = workspace or find_workspace()
     target = _colab_path(target_dir or ".")
@@ -396,16 +440,16 @@ def start_upload(target_dir: str | os.PathLike[str] = "", *, workspace: Workspac
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise LabError(f"cannot create {target}: {exc.strerror or exc}", hint="upload into another folder: files.upload('drive/uploads')") from exc
+        raise ColabError(f"cannot create {target}: {exc.strerror or exc}", hint="upload into another folder: files.upload('drive/uploads')") from exc
     resolved = target.resolve()
     if resolved != root and root not in resolved.parents:
-        raise LabError(
+        raise ColabError(
             f"files.upload() cannot save into {target}: the lab's browser writes through the Jupyter server, which reaches only the workspace ({root})",
             hint="upload into a folder of the workspace, e.g. files.upload('drive/uploads') (the working folder, the workspace root, is the default)",
         )
     relative = resolved.relative_to(root)
     if any(part.startswith(".") for part in relative.parts):
-        raise LabError(
+        raise ColabError(
             f"files.upload() cannot save into {target}: the Jupyter server does not write in hidden folders",
             hint="upload into a folder whose name does not start with '.', e.g. files.upload('drive/uploads')",
         )
@@ -426,14 +470,14 @@ def wait_upload(upload: Upload, *, poll: float = 0.1, timeout: float | None = No
     try:
         while not upload.done.is_file():
             if deadline is not None and time.monotonic() > deadline:
-                raise LabError("no files were uploaded in time", hint="run the cell again and choose the files")
+                raise ColabError("no files were uploaded in time", hint="run the cell again and choose the files")
             time.sleep(poll)
         try:
             report = json.loads(upload.done.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise LabError(f"the browser's upload report is unreadable: {exc}", hint="run the cell again") from exc
+            raise ColabError(f"the browser's upload report is unreadable: {exc}", hint="run the cell again") from exc
         if report.get("error"):
-            raise LabError(f"the upload failed in the browser: {report['error']}", hint="run the cell again; large files may need the file browser's upload button")
+            raise ColabError(f"the upload failed in the browser: {report['error']}", hint="run the cell again; large files may need the file browser's upload button")
         files: dict[str, bytes] = {}
         saved: list[tuple[str, Path]] = []
         if report.get("cancelled"):
@@ -442,10 +486,10 @@ def wait_upload(upload: Upload, *, poll: float = 0.1, timeout: float | None = No
             name, part = str(entry.get("name", "")), str(entry.get("part", ""))
             source = upload.staging / part
             if not name or os.path.basename(name) != name or name in (".", "..") or os.path.basename(part) != part or not source.is_file():
-                raise LabError(f"the browser's upload report names a file that is not there: {name!r}", hint="run the cell again")
+                raise ColabError(f"the browser's upload report names a file that is not there: {name!r}", hint="run the cell again")
             data = source.read_bytes()
             if "size" in entry and len(data) != int(entry["size"]):
-                raise LabError(f"{name} arrived incomplete ({len(data)} of {entry['size']} bytes)", hint="run the cell again")
+                raise ColabError(f"{name} arrived incomplete ({len(data)} of {entry['size']} bytes)", hint="run the cell again")
             where = unique_name(upload.target, name)
             os.replace(source, where)
             files[name] = data

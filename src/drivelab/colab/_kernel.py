@@ -4,9 +4,11 @@ An ordinary IPython kernel (ipykernel), set up the way a Colab runtime is:
 
 - its working folder is the workspace root, as Colab's is ``/content``, so
   ``!python drive/colab/main.py`` and ``drive/...`` paths work from any notebook;
+- the workspace root is seen at ``/content`` too, where the machine allows it
+  (see :mod:`drivelab.colab._content`);
 - this interpreter's folder comes first on ``PATH``, so ``!python`` and
   ``!drivelab`` are the kernel's own;
-- the ``%drivelab`` magic is loaded;
+- Colab's magics (``%shell``, ``%%shell``, ``%tensorflow_version``) and ``%drivelab`` are loaded;
 - when no real ``google.colab`` can be imported, drivelab's stand-in is
   (for this kernel and the processes it starts);
 - a browser is attached when the lab's server started it (see
@@ -15,7 +17,8 @@ An ordinary IPython kernel (ipykernel), set up the way a Colab runtime is:
 Jobs (``drivelab run``) get the same through :func:`job_environment`: the
 stand-in on ``PYTHONPATH`` for a script, a torchrun worker or a notebook's
 kernel, and for a notebook this kernel itself (the workspace's kernelspec
-``python3``, found first on ``JUPYTER_PATH``).
+``python3``, found first on ``JUPYTER_PATH``); ``drivelab.jobs`` runs their
+command through :func:`drivelab.colab.content_command` for ``/content``.
 """
 
 from __future__ import annotations
@@ -114,6 +117,12 @@ def job_environment(ws: Workspace, *, notebook: bool = False) -> dict[str, str]:
 
 
 def main() -> None:
+    root = os.environ.get(WORKSPACE_ENV)
+    if root and Path(root).is_dir():
+        # First, while this process has one thread: user namespaces need it.
+        from drivelab.colab._content import enter_content
+
+        enter_content(root)
     prepare_environment()
     from ipykernel.kernelapp import launch_new_instance
 

@@ -40,6 +40,7 @@ def attach(
     mode: str | None = None,
     local_files: str | None = None,
     read_only: bool | None = None,
+    read_only_once: bool = False,
     cache_mode: str | None = None,
     cache_max_size: str | None = None,
     dir_cache_time: str | None = None,
@@ -62,6 +63,11 @@ def attach(
     ``.drivelab/local-drive/``, ``set-aside`` there without copying, or
     ``mount-over`` them (hidden until unmount); without a choice,
     :class:`MountError` explains the options.
+
+    ``read_only`` is saved with the workspace's drive (every later attach
+    is read-only too); ``read_only_once`` makes this mount read-only and
+    leaves the workspace's setting as it is. A drive attached already is
+    returned as it is (its state's ``read_only`` says which it is).
 
     ``user`` (e.g. ``"lab"``, ``"job exp1"``) registers this process as a
     command using a remote drive, until :func:`release` or :func:`detach`, or
@@ -100,7 +106,7 @@ def attach(
     if remote is not None:
         settings.remote = remote
     if settings.remote is None:
-        if read_only:
+        if read_only or read_only_once:
             raise MountError("the local drive cannot be attached read-only", hint="connect a remote with `drivelab drive connect` first")
         ensure_folders(ws.drive)
         return DriveState(mode="local", live=True, path=ws.drive, phase="local")
@@ -130,8 +136,8 @@ def attach(
     ws.drive.mkdir(parents=True, exist_ok=True)
     allow_non_empty = handle_local_files(ws, entry.spec, use_mode, local_files, notice)
     save_settings(ws, settings)
-    _start_watchdog(ws, paths, use_mode, allow_non_empty, notices, timeout)
-    if not settings.read_only:
+    _start_watchdog(ws, paths, use_mode, allow_non_empty, notices, timeout, read_only_once=read_only_once)
+    if not (settings.read_only or read_only_once):
         with contextlib.suppress(OSError):
             ensure_folders(ws.drive)
     if user:
@@ -141,13 +147,15 @@ def attach(
     return state
 
 
-def _start_watchdog(ws: Workspace, paths: DrivePaths, mode: str, allow_non_empty: bool, notices: list[str], timeout: float) -> None:
+def _start_watchdog(
+    ws: Workspace, paths: DrivePaths, mode: str, allow_non_empty: bool, notices: list[str], timeout: float, *, read_only_once: bool = False
+) -> None:
     paths.folder.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         paths.state.unlink()
     if not os.path.ismount(ws.drive):
         _guard.release(ws.drive)  # left by a watchdog that was killed; a mount's watchdog sets it again
-    request = {"mode": mode, "allow_non_empty": allow_non_empty, "notices": notices}
+    request = {"mode": mode, "allow_non_empty": allow_non_empty, "notices": notices, "read_only": read_only_once}
     # Its own session: it survives the terminal, and Ctrl+C in it.
     proc = spawn([sys.executable, "-m", "drivelab.drive._watchdog", str(ws.root), json.dumps(request)], log=paths.watchdog_log)
 

@@ -205,6 +205,8 @@ class WatchdogState:
     hint: str | None = None
     protection: str | None = None
     """How the folder beneath the mount is kept from taking writes (see ``_guard``)."""
+    read_only: bool = False
+    """This mount takes no writes (the workspace's setting, or asked for this mount only)."""
     last_sync: str | None = None
     conflicts: list[Any] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)

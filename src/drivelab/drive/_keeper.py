@@ -27,7 +27,7 @@ class Keeper:
         self.stop = threading.Event()
         self.state = WatchdogState(
             watchdog_pid=os.getpid(), mode=request["mode"], remote=settings.remote, spec=self.entry.spec,
-            started=now_iso(), notices=list(request.get("notices", [])),
+            started=now_iso(), notices=list(request.get("notices", [])), read_only=settings.read_only,
         )  # fmt: skip
 
     def save(self, **changes: Any) -> None:

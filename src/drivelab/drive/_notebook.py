@@ -45,7 +45,10 @@ def mount(
     ``mountpoint`` names the workspace's ``drive`` folder (relative paths are
     taken from the current folder); the drive is always attached at the
     workspace's ``drive/``. ``force_remount`` flushes and detaches a drive that
-    is already attached first. Returns the drive's state.
+    is already attached first. ``readonly`` makes this mount read-only, and
+    only this one (the next attach, by the lab or a job, is read-write again);
+    a drive attached already stays as it is: the state's ``read_only`` says
+    which it is. Returns the drive's state.
     """
     ws = _workspace_for(mountpoint)
     target = Path(mountpoint).expanduser()
@@ -58,7 +61,7 @@ def mount(
         )
     if force_remount:
         detach(ws, timeout=timeout)
-    return attach(ws, read_only=True if readonly else None, timeout=timeout)
+    return attach(ws, read_only_once=readonly, timeout=timeout)
 
 
 def flush_and_unmount(timeout: float = 120.0, *, mountpoint: str | Path | None = None) -> FlushResult:

@@ -49,6 +49,8 @@ class DriveState:
     error: str | None = None
     users: list[dict[str, Any]] = field(default_factory=list)
     """Commands using the drive now (``drivelab lab``, jobs): ``pid``, ``what``, ``since``."""
+    read_only: bool = False
+    """The attached drive takes no writes."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class DriveState:
             "notices": self.notices,
             "error": self.error,
             "users": self.users,
+            "read_only": self.read_only,
         }
 
 
@@ -146,6 +149,7 @@ def status(ws: Workspace) -> DriveState:
         notices=list(state.notices),
         error=state.error,
         users=users(ws),
+        read_only=state.read_only,
     )
     client = RcClient.from_state(state)
     if result.mode == "mount" and client is not None and result.live:

@@ -350,6 +350,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per rc call otherwise
     settings = load_settings(ws)
+    if request.get("read_only"):  # this mount only: the workspace's setting is left as it is
+        settings.read_only = True
     if request["mode"] == "sync":
         keeper: Keeper = SyncKeeper(ws, settings, request)
     else:

@@ -140,9 +140,12 @@ class JobSpec:
     """Seconds a stopped job gets to exit after SIGTERM/SIGINT before SIGKILL."""
     python: str = field(default_factory=lambda: sys.executable)
     env: dict[str, str] = field(default_factory=dict)
-    """Environment variables for the command, applied by :func:`merge_environment` to the supervisor's
-    (e.g. :func:`drivelab.lab.job_environment`: the ``google.colab`` stand-in, the workspace's kernel).
+    """Environment variables for the command, applied by :func:`merge_environment` to the supervisor's.
     Recorded in ``status.json``: never put a secret here."""
+    colab: bool = True
+    """Run it as Colab code runs in the lab: :func:`drivelab.colab.job_environment` merged into :attr:`env`
+    (the ``google.colab`` stand-in; a notebook on the workspace's kernel) and the command run with the
+    workspace at ``/content`` (:func:`drivelab.colab.content_command`)."""
 
     @property
     def kind(self) -> str:

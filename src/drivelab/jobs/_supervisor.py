@@ -174,6 +174,10 @@ class _Supervisor:
         return env
 
     def _run_once(self, command: list[str], restart: int, attempt: Attempt, status: JobStatus) -> int:
+        if self.spec.colab:
+            from drivelab.colab import content_command
+
+            command = content_command(self.ws.root, command, python=self.spec.python)
         try:
             self.proc = subprocess.Popen(
                 command,
@@ -399,6 +403,14 @@ class _Supervisor:
             self.log = None
 
 
+def apply_colab(ws: Workspace, spec: JobSpec) -> None:
+    """Merge the Colab environment into ``spec.env`` (when ``spec.colab``); what the spec set itself wins."""
+    if spec.colab:
+        from drivelab.colab import job_environment
+
+        spec.env = {**job_environment(ws, notebook=spec.kind == "notebook"), **spec.env}
+
+
 def run_job(
     ws: Workspace,
     spec: JobSpec,
@@ -416,6 +428,7 @@ def run_job(
     for a job that cannot start, :class:`JobRunningError` when a job of that
     name is running already.
     """
+    apply_colab(ws, spec)
     spec.prepare()
     with job_lock(ws, spec.run):
         return _Supervisor(ws, spec, detached=detached, on_line=on_line, on_event=on_event).run()

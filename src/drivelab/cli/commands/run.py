@@ -89,8 +89,10 @@ def run(
     folder drive/runs/<run>/ (in $DRIVELAB_RUN_DIR), where its log and
     status.json are kept. After a crash or a kill it is restarted and resumes
     from its last complete checkpoint; the drive is flushed when it ends.
-    Colab code runs unchanged: google.colab (drive, files, userdata) is
-    provided, and a notebook runs on the lab's kernel.
+    Colab code runs unchanged: google.colab is provided, the workspace is
+    seen at /content (after `sudo drivelab setup colab`, once per machine),
+    a notebook runs on the lab's kernel, and -p binds to a notebook's
+    #@param form fields when it has no papermill parameters cell.
 
     On several machines, type the same command on each, with the same --run
     and a drive they all attach: they meet at --rdzv-endpoint (torchrun's
@@ -113,7 +115,6 @@ def run(
     submitted); drivelab jobs list, logs and stop cover it.
     """
     from drivelab.jobs import JobSpec, run_job, start_detached
-    from drivelab.colab import job_environment
 
     ws = workspace_from(workspace)
     spec = JobSpec(
@@ -131,8 +132,6 @@ def run(
         rdzv_timeout=rdzv_timeout,
         max_restarts=max_restarts,
     )
-    # Colab notebooks and scripts run unchanged: the google.colab stand-in, and for a notebook the lab's kernel.
-    spec.env = job_environment(ws, notebook=spec.kind == "notebook")
     slurm = slurm_options(on, spec, nodes=nodes, gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task, time_limit=time_limit, partition=partition, account=account)
     if slurm is not None:
         run_on_slurm(ws, spec, slurm, detach=detach, json_output=json_output)

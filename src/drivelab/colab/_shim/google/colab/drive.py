@@ -30,6 +30,8 @@ def mount(mountpoint, force_remount=False, timeout_ms=120000, readonly=False):
     """Mount the workspace's drive at ``mountpoint`` (its ``MyDrive`` is the drive)."""
     with hints_shown():
         done = colab_mount(mountpoint, force_remount=force_remount, timeout=timeout_ms / 1000, readonly=readonly)
+    for note in done.notes if done.already else ():
+        print(note, file=_sys.stderr)
     if done.already:
         print(
             f"Drive already mounted at {mountpoint}; to attempt to forcibly remount, "
@@ -37,6 +39,8 @@ def mount(mountpoint, force_remount=False, timeout_ms=120000, readonly=False):
         )
         return
     print(f"Mounted at {mountpoint}")
+    for note in done.notes:
+        print(note, file=_sys.stderr)
     if getattr(done.drive, "mode", None) == "local":
         _suggest_connecting()
 
@@ -54,7 +58,24 @@ def _suggest_connecting():
 
 
 def flush_and_unmount(timeout_ms=24 * 60 * 60 * 1000):
-    """Wait until every write has reached the drive, then unmount it."""
+    """Wait until every write has reached the drive, then unmount it.
+
+    Colab's closing line is printed only when every write landed; otherwise a
+    warning says how many uploads are pending and where they are kept (they
+    upload at the next mount).
+    """
     with hints_shown():
-        colab_flush_and_unmount(timeout=timeout_ms / 1000)
+        result = colab_flush_and_unmount(timeout=timeout_ms / 1000)
+    pending = getattr(result, "pending", 0) or 0
+    if getattr(result, "forced", False) or pending:
+        import warnings
+
+        where = getattr(result, "cache", None) or "the workspace's .drivelab/drive/cache"
+        warnings.warn(
+            f"Drive unmounted with {pending} upload(s) pending: they did not reach the drive yet. "
+            f"They are kept in {where} and upload at the next drive.mount() (or `drivelab drive mount`).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return
     print("All changes made in this colab session should now be visible in Drive.")
