@@ -19,8 +19,13 @@ folder.
   there ``drive.mount('/content/drive')`` puts ``MyDrive`` and ``My Drive``,
   leading to the workspace's drive, as on Colab. Relative paths (``drive/colab``)
   are unchanged: the working folder stays the workspace root's real path.
-- Mounts made outside later (the drive's FUSE mount) still reach the namespace:
-  its mounts are slaves of the machine's.
+- Mounts made outside later (the drive's FUSE mount, a remount by its
+  watchdog) still reach the namespace: its mounts are slaves of the machine's.
+  That needs the machine's mount holding the workspace to be *shared*, as
+  systemd makes every mount at boot; where it is private (a machine or
+  container without systemd), ``drivelab setup colab`` makes ``/`` shared
+  (``mount --make-rshared /``), and until then no namespace is made: a view
+  of the drive that a remount would never reach is worse than no ``/content``.
 - The drive's own processes (watchdog, rclone) must live outside: a FUSE mount
   made inside would be seen by no one else. Before entering, a *keeper*
   process is forked that stays outside; inside, attaching and detaching the
@@ -77,6 +82,7 @@ _CLONE_NEWUSER = 0x10000000
 _MS_BIND = 4096
 _MS_REC = 16384
 _MS_SLAVE = 1 << 19
+_MS_SHARED = 1 << 20
 _PR_SET_PDEATHSIG = 1
 SETUP_COMMAND = "sudo drivelab setup colab"
 
@@ -120,6 +126,8 @@ def _why_not() -> str:
 
 
 def _hint_for(why: str) -> str:
+    if "private mount" in why:
+        return f"make mounts propagate once for the whole machine: `{SETUP_COMMAND}` (as systemd does at boot)"
     if "no folder /content" in why:
         return f"make it once for the whole machine: `{SETUP_COMMAND}` (an empty folder; each workspace then sees itself there)"
     if "user namespaces" in why:
@@ -147,6 +155,34 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
+def _mount_of(path: Path) -> tuple[str, list[str]] | None:
+    """The mount point holding ``path`` and its optional fields (``shared:N``, ``master:N``), from mountinfo."""
+    target = os.path.realpath(path)
+    found: tuple[str, list[str]] | None = None
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields_, _, _ = line.partition(" - ")
+        parts = fields_.split()
+        if len(parts) < 6:
+            continue
+        point = parts[4].replace("\\040", " ")
+        if target == point or target.startswith(point.rstrip("/") + "/"):
+            if found is None or len(point) >= len(found[0]):
+                found = (point, parts[6:])
+    return found
+
+
+def _private_mount(path: Path) -> str | None:
+    """The mount point holding ``path`` when mounts made under it reach no other namespace (None: they do)."""
+    found = _mount_of(path)
+    if found is None or any(tag.startswith("shared:") for tag in found[1]):
+        return None
+    return found[0]
+
+
 def drive_view(root: Path) -> Path:
     return root.joinpath(".drivelab", *DRIVE_VIEW)
 
@@ -164,6 +200,11 @@ def enter_content(root: str | os.PathLike[str]) -> ContentStatus:
         return ContentStatus(True, str(root))
     if sys.platform != "linux" or not CONTENT.is_dir():
         why = _why_not()
+        os.environ[_WHY_ENV] = why
+        return ContentStatus(False, str(root), why, _hint_for(why))
+    private = _private_mount(root)
+    if private is not None:
+        why = f"mounts made later (the drive's) would not reach /content: {private} is a private mount on this machine"
         os.environ[_WHY_ENV] = why
         return ContentStatus(False, str(root), why, _hint_for(why))
     view = drive_view(root)
@@ -384,9 +425,17 @@ def setup_machine(*, probe_uid: int | None = None) -> SetupResult:
                 f"{CONTENT} is in the way: it is not a folder",
                 hint=f"move it away (e.g. `sudo mv {CONTENT} {CONTENT}.old`), then run `{SETUP_COMMAND}` again",
             )
+    notes = []
+    if _private_mount(Path("/")) is not None:
+        if os.geteuid() != 0:
+            raise ColabError("mounts on this machine do not propagate (/ is a private mount), and changing it needs root", hint=f"run `{SETUP_COMMAND}`")
+        _check(_libc().mount(b"none", b"/", None, _MS_REC | _MS_SHARED, None), "mount --make-rshared /")
+        notes.append(
+            "made / a shared mount (mount --make-rshared /, as systemd does at boot), so that the drive's mounts reach kernels and jobs; "
+            "a machine without systemd forgets it at reboot: run this again after one"
+        )
     uid = probe_uid if probe_uid is not None else int(os.environ.get("SUDO_UID") or os.getuid())
     works, why = _probe_namespace(uid)
-    notes = []
     if any(CONTENT.iterdir()):
         notes.append(f"{CONTENT} holds files: kernels and jobs do not see them (each sees its workspace there)")
     hint = None
@@ -410,12 +459,12 @@ def _probe_namespace(uid: int) -> tuple[bool, str | None]:
                 os.setgid(pwd.getpwuid(uid).pw_gid)
                 os.setuid(uid)
             libc = _libc()
-            flags = _CLONE_NEWNS if os.getuid() == 0 else _CLONE_NEWUSER | _CLONE_NEWNS
-            _check(libc.unshare(flags), "unshare")
-            if os.getuid() != 0:
+            me = os.getuid()  # before unsharing: inside, an unmapped id reads as the overflow id
+            _check(libc.unshare(_CLONE_NEWNS if me == 0 else _CLONE_NEWUSER | _CLONE_NEWNS), "unshare")
+            if me != 0:
                 _write("/proc/self/setgroups", "deny")
-                _write("/proc/self/uid_map", f"{os.getuid()} {os.getuid()} 1")
-            _check(libc.mount(None, b"/", None, _MS_REC | _MS_SLAVE, None), "mount")
+                _write("/proc/self/uid_map", f"{me} {me} 1")
+            _check(libc.mount(None, b"/", None, _MS_REC | _MS_SLAVE, None), "mount --make-rslave /")
         except BaseException as exc:  # noqa: BLE001 -- reported to the parent
             message = str(exc).encode()[:500] or b"failed"
         os.write(write, message)

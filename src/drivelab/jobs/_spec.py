@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from drivelab.colab import bind_form_parameters
 from drivelab.errors import JobError
 from drivelab.workspace import Workspace
 
@@ -216,10 +217,12 @@ class JobSpec:
             if self.args:
                 raise JobError(
                     f"a notebook takes parameters, not arguments: {' '.join(self.args)}",
-                    hint="pass -p NAME VALUE (before the notebook's path) for each variable of its `parameters` cell",
+                    hint="pass -p NAME VALUE (before the notebook's path) for each variable of its `parameters` cell or Colab form",
                 )
             if self.distributed:
                 raise JobError("a notebook runs as one process", hint="drop --nproc-per-node/--nnodes, or run a .py script")
+            # No `parameters` cell but Colab forms: each -p must be a form field, with a value its form allows.
+            bind_form_parameters(self.script, self.parameters, None)
         elif self.parameters:
             raise JobError("-p NAME VALUE sets a notebook's parameters; a .py script takes arguments", hint="pass them after the script's path")
         for name, value in self.env.items():
@@ -277,8 +280,12 @@ class JobSpec:
     def command(self, ws: Workspace, run_dir: Path) -> list[str]:
         """The argv the job runs (the same on every restart)."""
         if self.kind == "notebook":
-            argv = [self.python, "-m", "papermill", str(self.script), str(self.output_notebook(run_dir))]
-            for name, value in self.parameters:
+            # Parameters bound to Colab forms (a notebook without a `parameters` cell) are written
+            # on the forms' lines of a copy in the run folder, which papermill then runs.
+            bound = run_dir / f".bound-{self.script.name}"
+            formed = bind_form_parameters(self.script, self.parameters, bound)
+            argv = [self.python, "-m", "papermill", str(bound if formed else self.script), str(self.output_notebook(run_dir))]
+            for name, value in [] if formed else self.parameters:
                 argv += ["-p", name, value]
             if not _has_kernelspec(self.script):
                 argv += ["--kernel", "python3"]

@@ -1,4 +1,5 @@
-"""``drivelab setup torch``: plan, install and verify the PyTorch build that fits this machine."""
+"""``drivelab setup torch``: plan, install and verify the PyTorch build that fits this machine.
+``drivelab setup colab``: the one step with root that gives kernels and jobs their ``/content``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from drivelab.errors import SetupError
 if TYPE_CHECKING:  # runtime modules load inside the command: `--dry-run` must start fast
     from drivelab.runtime import MachineInfo, TorchPlan, VerifyReport
 
-app = typer.Typer(help="Set up the runtime: the PyTorch build that fits this machine.", no_args_is_help=True)
+app = typer.Typer(help="Set up the runtime: the PyTorch build that fits this machine; /content for Colab notebooks.", no_args_is_help=True)
 
 MachineOption = Annotated[
     Optional[Path],
@@ -220,3 +221,37 @@ def _workspace_or_none() -> Any:
         return find_workspace(None)
     except WorkspaceError:
         return None
+
+
+@app.command("colab")
+def colab(json_output: JsonOption = False) -> None:
+    """Make /content once per machine, so that Colab notebooks find their files there (run with sudo).
+
+    Creates an empty folder /content (root-owned, 0755), if it is missing,
+    and checks that users without root can use it: each lab kernel and each
+    `drivelab run` job then sees its own workspace at /content, through a
+    mount namespace of its own; no other process sees anything there, and
+    nothing else ever needs root. Safe to run again: where /content is a
+    folder already, nothing is changed. Exit code 1 when users cannot use it
+    (user namespaces switched off), with what to change.
+
+    Example:
+      sudo drivelab setup colab
+    """
+    from drivelab.colab import setup_machine
+
+    result = setup_machine()
+    if json_output:
+        emit_json("setup.colab", result.to_dict())
+    else:
+        done = "made" if result.created else "is there already"
+        console.print(f"{result.content} {done}: each lab kernel and drivelab run job sees its own workspace there.", markup=False)
+        for note in result.notes:
+            console.print(f"note: {note}", markup=False)
+        if result.user_namespaces:
+            console.print("Users without root can use it (user namespaces are allowed).", markup=False)
+        else:
+            console.print(f"[bold red]Users cannot use it yet:[/] {escape(result.why or 'user namespaces are not allowed')}")
+            console.print(f"hint: {result.hint}", markup=False)
+    if not result.user_namespaces:
+        raise typer.Exit(1)

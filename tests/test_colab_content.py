@@ -1,0 +1,344 @@
+"""``/content`` is the workspace, in lab kernels and jobs, for a user without root; private to each workspace.
+
+Real parts throughout: ``drivelab setup colab`` (the one step with root) makes
+``/content``; a user made with ``useradd`` runs real drivelab kernels (two
+workspaces at once) and ``drivelab run`` jobs through ``runuser``; a drive on
+a loopback S3 server is attached from inside a kernel's namespace by its
+keeper outside it, with a real FUSE mount, and that server is stopped to make
+a flush fail on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import nbformat
+import psutil
+import pytest
+from _guards import skip_or_fail
+from _notebooks import text_of
+
+from drivelab import drive
+from drivelab.colab import content_status, install_kernel, setup_machine
+from drivelab.errors import ColabError
+from drivelab.jobs import JobSpec, run_job
+from drivelab.workspace import Workspace, init_workspace
+
+if TYPE_CHECKING:
+    from _users import PlainUser
+
+pytest_plugins = ["_users"]  # the `test_user` fixture
+
+CONTENT = Path("/content")
+SHIM = Path(__file__).resolve().parents[1] / "src" / "drivelab" / "colab" / "_shim"
+
+
+@pytest.fixture(scope="module")
+def machine() -> dict:
+    """``sudo drivelab setup colab`` done, through the real CLI (idempotent: a second run changes nothing)."""
+    if sys.platform != "linux":
+        pytest.skip("/content for each workspace needs Linux mount namespaces")
+    if not CONTENT.is_dir() and os.geteuid() != 0:
+        skip_or_fail("/content is missing and making it needs root: run `sudo drivelab setup colab`")
+    runs = [subprocess.run([sys.executable, "-m", "drivelab", "setup", "colab", "--json"], capture_output=True, text=True, timeout=60, check=False) for _ in range(2)]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+    _first, second = (json.loads(done.stdout) for done in runs)
+    assert second["created"] is False and second["user_namespaces"] is True
+    assert second["notes"] == [] or not second["notes"][0].startswith("made / a shared mount")  # done once, not again
+    assert CONTENT.is_dir() and os.stat(CONTENT).st_uid == 0
+    return second
+
+
+# --- as a user without root ------------------------------------------------------------------
+
+KERNELS = textwrap.dedent(
+    """
+    # Start one drivelab kernel per workspace, all at once, then run the cells on each in turn.
+    import json, sys
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+    from drivelab.colab import install_kernel
+    from pathlib import Path
+    from drivelab.workspace import Workspace
+
+    plan = json.loads(sys.argv[1])
+    kernels = []
+    for root in plan["workspaces"]:
+        spec = install_kernel(Workspace(Path(root)))
+        km = KernelManager(kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.path.parent)]))
+        km.start_kernel(cwd=root + "/drive/colab")
+        kc = km.client()
+        kc.start_channels()
+        kc.wait_for_ready(timeout=120)
+        kernels.append((root, km, kc))
+    seen = {root: [] for root in plan["workspaces"]}
+    try:
+        for cell in plan["cells"]:
+            for root, km, kc in kernels:
+                out = {"text": "", "error": None}
+                def hook(msg, out=out):
+                    kind, content = msg["msg_type"], msg["content"]
+                    if kind == "stream":
+                        out["text"] += content["text"]
+                    elif kind == "error":
+                        out["error"] = content["ename"] + ": " + content["evalue"]
+                kc.execute_interactive(cell.replace("NAME", repr(root.rsplit("/", 1)[1])), output_hook=hook, timeout=120)
+                seen[root].append(out)
+    finally:
+        for root, km, kc in kernels:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+    print(json.dumps(seen))
+    """
+)
+
+
+def _user_workspaces(user: PlainUser, tmp_path: Path, *names: str) -> tuple[Path, list[Workspace]]:
+    home = user.home(tmp_path.name)
+    made = []
+    for name in names:
+        done = user.run([str(user.python), "-m", "drivelab", "init", str(home / name)], home=home)
+        assert done.returncode == 0, done.stderr
+        made.append(Workspace(home / name))
+    return home, made
+
+
+def test_two_workspaces_each_see_their_own_content(machine: dict, test_user: PlainUser, tmp_path: Path):
+    """Two kernels of two workspaces at once: each reads and writes its own workspace at /content; nobody else sees either."""
+    home, (alpha, beta) = _user_workspaces(test_user, tmp_path, "alpha", "beta")
+    before = sorted(os.listdir(CONTENT))
+    cells = [
+        "import os\nopen('/content/who.txt', 'w').write(NAME)\nprint(os.getuid())",
+        "print(open('/content/who.txt').read(), sorted(os.listdir('/content')))",
+        "from google.colab import drive\ndrive.mount('/content/drive')",
+        "open('/content/drive/MyDrive/mine.txt', 'w').write(NAME)\nprint(open('/content/drive/My Drive/mine.txt').read(), sorted(os.listdir('/content/drive')))",
+        "%cd /content\nprint(os.getcwd())\n!cat /content/who.txt; echo; ls /content/drive/MyDrive/mine.txt",
+    ]
+    plan = json.dumps({"workspaces": [str(alpha.root), str(beta.root)], "cells": cells})
+    script = home / "kernels.py"
+    script.write_text(KERNELS)
+    done = test_user.run([str(test_user.python), str(script), plan], home=home, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    for ws in (alpha, beta):
+        name = ws.root.name
+        out = seen[str(ws.root)]
+        assert [o["error"] for o in out] == [None] * len(cells), out
+        assert out[0]["text"].strip() == str(test_user.uid)  # not root inside, and no root was needed
+        assert out[1]["text"].startswith(f"{name} ['.drivelab', 'drive', 'who.txt']"), out[1]
+        assert "Mounted at /content/drive" in out[2]["text"]
+        assert out[3]["text"].strip() == f"{name} ['My Drive', 'MyDrive']"
+        assert out[4]["text"].splitlines() == ["/content", "/content", name, "/content/drive/MyDrive/mine.txt"]
+        # What landed, seen from outside: the workspace's own files, its drive.
+        assert (ws.root / "who.txt").read_text() == name
+        assert (ws.drive / "mine.txt").read_text() == name
+        assert (ws.root / ".drivelab" / "colab" / "drive" / "MyDrive").resolve() == ws.drive.resolve()
+    assert sorted(os.listdir(CONTENT)) == before  # the machine's /content is untouched
+
+
+def test_a_job_sees_its_workspace_at_content(machine: dict, test_user: PlainUser, tmp_path: Path):
+    """drivelab run, a script and a notebook, as the user without root: /content paths land in the workspace and its drive."""
+    home, (ws,) = _user_workspaces(test_user, tmp_path, "lab")
+    (ws.colab / "job.py").write_text(
+        "import os\n"
+        "from google.colab import drive\n"
+        "drive.mount('/content/drive')\n"
+        "open('/content/drive/MyDrive/from-job.txt', 'w').write('job')\n"
+        "open('/content/scratch.txt', 'w').write('scratch')\n"
+        "print('uid', os.getuid(), 'content', sorted(os.listdir('/content')))\n"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nprint(os.path.isdir('/content/drive/colab'), os.path.isdir('drive/colab'))\n"
+                                          "from google.colab import drive\ndrive.mount('/content/gdrive')\n"
+                                          "open('/content/gdrive/MyDrive/from-notebook.txt', 'w').write('nb')")]
+    nbformat.write(nb, ws.colab / "job.ipynb")
+    test_user.own(ws.root)
+    for run, script in (("py", "drive/colab/job.py"), ("nb", "drive/colab/job.ipynb")):
+        done = test_user.run([str(test_user.python), "-m", "drivelab", "run", "--run", run, "--restarts", "0", script], home=home, cwd=ws.root)
+        assert done.returncode == 0, done.stdout + done.stderr
+    log = (ws.run_dir("py") / "log").read_text()
+    assert f"uid {test_user.uid} content ['.drivelab', 'drive', 'scratch.txt']" in log, log
+    assert (ws.drive / "from-job.txt").read_text() == "job"
+    assert (ws.root / "scratch.txt").read_text() == "scratch"
+    out = nbformat.read(ws.run_dir("nb") / "job.ipynb", as_version=4)
+    # /content/drive is the mount folder (empty until drive.mount), not the workspace's drive/: False.
+    assert text_of(out.cells[0]).startswith("False True\nMounted at /content/gdrive"), text_of(out.cells[0])
+    assert (ws.drive / "from-notebook.txt").read_text() == "nb"
+    assert (ws.root / "gdrive" / "MyDrive").resolve() == ws.drive.resolve()
+
+
+def test_outside_a_kernel_or_job_content_paths_say_what_to_do(machine: dict, test_user: PlainUser, tmp_path: Path):
+    """Plain python, not started by drivelab: /content is the machine's root-owned folder; the error names the way."""
+    home, (ws,) = _user_workspaces(test_user, tmp_path, "plain")
+    shim = str(SHIM)
+    code = (
+        "import os, sys; sys.path.append(" + repr(shim) + ")\n"
+        "from google.colab import drive\n"
+        "try:\n    drive.mount('/content/drive')\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    done = test_user.run([str(test_user.python), "-c", code], home=home, cwd=ws.root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ColabError cannot create /content/drive: Permission denied"), done.stdout
+    assert "run the code in the lab or with `drivelab run`" in done.stdout
+    probe = "from drivelab.colab import content_status; import json; print(json.dumps(content_status().to_dict()))"
+    status = json.loads(test_user.run([str(test_user.python), "-c", probe], home=home).stdout)
+    assert status["available"] is False and "not started in its workspace's /content" in status["why"]
+
+
+def test_setup_colab_as_the_user_changes_nothing(machine: dict, test_user: PlainUser, tmp_path: Path):
+    home = test_user.home(tmp_path.name)
+    done = test_user.run([str(test_user.python), "-m", "drivelab", "setup", "colab", "--json"], home=home)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {**machine, "kind": "setup.colab", "created": False}
+
+
+def test_setup_refuses_what_is_in_the_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from drivelab.colab import _content
+
+    (tmp_path / "content").write_text("a file, not a folder")
+    monkeypatch.setattr(_content, "CONTENT", tmp_path / "content")
+    with pytest.raises(ColabError, match="is in the way: it is not a folder") as failure:
+        setup_machine()
+    assert "drivelab setup colab" in (failure.value.hint or "")
+    assert (tmp_path / "content").read_text() == "a file, not a folder"
+
+
+# --- the drive, attached from inside the namespace by its keeper -----------------------------
+
+
+@pytest.fixture
+def kernel_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, machine: dict):
+    ws = init_workspace(tmp_path / "ws").workspace
+    kernel = install_kernel(ws)
+    for name in [k for k in os.environ if k.startswith(("DRIVELAB_", "JUPYTER"))]:
+        monkeypatch.delenv(name)
+    home = tmp_path / "jupyter"
+    home.mkdir()
+    for key, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"), ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
+        monkeypatch.setenv(key, str(home / sub))
+    monkeypatch.setenv("JUPYTER_PATH", str(kernel.jupyter_path))
+    yield ws
+    state = drive.status(ws)
+    if state.watchdog_pid:
+        try:
+            drive.detach(ws, timeout=60, force=True)
+        except drive.DriveError:
+            os.kill(state.watchdog_pid, 9)
+    if os.path.ismount(ws.drive):
+        subprocess.run(["fusermount3", "-uz", str(ws.drive)], check=False)
+
+
+class Kernel:
+    """One drivelab kernel, kept for several cells."""
+
+    def __init__(self, ws: Workspace) -> None:
+        from jupyter_client import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(cwd=str(ws.root))
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
+        self.pid = self.km.provisioner.pid
+
+    def run(self, code: str, timeout: float = 180) -> tuple[str, str, str | None]:
+        out, err, error = [], [], []
+
+        def hook(msg):
+            content = msg["content"]
+            if msg["msg_type"] == "stream":
+                (out if content["name"] == "stdout" else err).append(content["text"])
+            elif msg["msg_type"] == "error":
+                error.append(f"{content['ename']}: {content['evalue']}")
+
+        self.kc.execute_interactive(code, output_hook=hook, timeout=timeout)
+        return "".join(out), "".join(err), error[0] if error else None
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+def _mount_namespace(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/ns/mnt")
+
+
+def test_a_remote_drive_mounted_from_a_kernel_lives_outside_its_namespace(kernel_ws: Workspace, s3, monkeypatch: pytest.MonkeyPatch):
+    ws = kernel_ws
+    bucket = f"content{os.getpid()}"
+    drive.connect(ws, "box", "s3", s3.options(), root=bucket)
+    drive.attach(ws, "box", local_files="copy", timeout=60)  # the workspace's drive from now on
+    assert drive.detach(ws, timeout=60).detached
+    kernel = Kernel(ws)
+    keepers: list[psutil.Process] = []
+    try:
+        assert _mount_namespace(kernel.pid) != _mount_namespace(os.getpid())  # the kernel has its own
+        out, err, error = kernel.run("from google.colab import drive\ndrive.mount('/content/drive')")
+        assert error is None and out.startswith("Mounted at /content/drive"), (out, err, error)
+        state = drive.status(ws)
+        assert state.live and state.mode == "mount" and os.path.ismount(ws.drive)  # seen from outside: the keeper made it here
+        assert _mount_namespace(state.watchdog_pid) == _mount_namespace(os.getpid())
+        out, err, error = kernel.run("open('/content/drive/MyDrive/ckpt.txt', 'w').write('weights')\ndrive.flush_and_unmount()")
+        assert error is None and out.strip() == "All changes made in this colab session should now be visible in Drive.", (out, err)
+        assert (s3.backing / bucket / "ckpt.txt").read_text() == "weights"
+        assert not drive.status(ws).live
+
+        # readonly=True: that mount only. Writing fails; the next attach (a job's, the lab's) is read-write.
+        out, err, error = kernel.run("drive.mount('/content/drive', readonly=True)\n"
+                                     "try:\n    open('/content/drive/MyDrive/no.txt', 'w').write('x')\nexcept OSError as exc:\n    print('refused', exc.errno)")
+        assert error is None and "refused 30" in out, (out, err)  # EROFS
+        assert drive.status(ws).read_only
+        kernel.run("drive.flush_and_unmount()")
+        again = drive.attach(ws)
+        assert not again.read_only
+        (ws.drive / "yes.txt").write_text("x")  # read-write again
+        # A read-only mount asked of a drive attached read-write already: it says so, and stays read-write.
+        out, err, error = kernel.run("drive.mount('/content/drive', readonly=True)")
+        assert error is None and "attached read-write already" in err and "readonly=True did not change it" in err, (out, err)
+        assert not drive.status(ws).read_only
+
+        # The server stops answering: uploads cannot land. No Colab line: a warning with the pending count.
+        kernel.run("open('/content/drive/MyDrive/late.txt', 'w').write('late')")
+        s3.stop()
+        try:
+            out, err, error = kernel.run("import warnings\nwarnings.simplefilter('always')\ndrive.flush_and_unmount(timeout_ms=4000)", timeout=240)
+        finally:
+            s3.restart()
+        assert error is None, (out, err, error)
+        assert "All changes" not in out, out
+        assert "Drive unmounted with" in err and "upload(s) pending" in err and "next drive.mount()" in err, err
+        keepers = psutil.Process(kernel.pid).children()
+        assert len(keepers) == 1 and keepers[0].cmdline() == psutil.Process(kernel.pid).cmdline()  # the keeper, forked
+        assert _mount_namespace(keepers[0].pid) == _mount_namespace(os.getpid())  # outside
+    finally:
+        kernel.close()
+    # The keeper ends with its kernel.
+    gone, alive = psutil.wait_procs(keepers, timeout=10)
+    assert not alive
+
+
+def test_a_library_caller_gets_the_colab_environment(tmp_path: Path, machine: dict):
+    """drivelab.jobs applies the Colab environment itself: no CLI in between."""
+    ws = init_workspace(tmp_path / "ws").workspace
+    (ws.colab / "where.py").write_text("import os, google.colab\nprint('content is workspace', os.path.samefile('/content', os.getcwd()), google.colab.IS_DRIVELAB)\n")
+    lines: list[str] = []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIVELAB_")}
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        status = run_job(ws, JobSpec(ws.colab / "where.py", run="lib", restarts=0), on_line=lines.append)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    assert status.state == "succeeded", lines
+    assert "content is workspace True True" in lines
+    assert status.spec["env"]["PYTHONPATH"] == str(SHIM)
+    assert content_status(ws.root).available is False  # this test process itself never entered
