@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -157,7 +158,8 @@ def test_a_job_sees_its_workspace_at_content(machine: dict, test_user: PlainUser
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("import os\nprint(os.path.isdir('/content/drive/colab'), os.path.isdir('drive/colab'))\n"
                                           "from google.colab import drive\ndrive.mount('/content/gdrive')\n"
-                                          "open('/content/gdrive/MyDrive/from-notebook.txt', 'w').write('nb')")]
+                                          "open('/content/gdrive/MyDrive/from-notebook.txt', 'w').write('nb')"),
+                nbformat.v4.new_code_cell("from google.colab import runtime\nruntime.unassign()  # as notebooks written on Colab end, to free the GPU")]
     nbformat.write(nb, ws.colab / "job.ipynb")
     test_user.own(ws.root)
     for run, script in (("py", "drive/colab/job.py"), ("nb", "drive/colab/job.ipynb")):
@@ -171,6 +173,7 @@ def test_a_job_sees_its_workspace_at_content(machine: dict, test_user: PlainUser
     # /content/drive is the mount folder (empty until drive.mount), not the workspace's drive/: False.
     assert text_of(out.cells[0]).startswith("False True\nMounted at /content/gdrive"), text_of(out.cells[0])
     assert (ws.drive / "from-notebook.txt").read_text() == "nb"
+    assert "ends when the job ends" in text_of(out.cells[1])  # the job's runtime: the job succeeded
     assert (ws.root / "gdrive" / "MyDrive").resolve() == ws.drive.resolve()
 
 
@@ -342,3 +345,42 @@ def test_a_library_caller_gets_the_colab_environment(tmp_path: Path, machine: di
     assert "content is workspace True True" in lines
     assert status.spec["env"]["PYTHONPATH"] == str(SHIM)
     assert content_status(ws.root).available is False  # this test process itself never entered
+
+
+def test_a_killed_keeper_is_a_clear_error_not_a_hang(kernel_ws: Workspace):
+    """SIGKILL the keeper: the kernel's next drive.mount says what happened and what to do, at once."""
+    kernel = Kernel(kernel_ws)
+    try:
+        out, err, error = kernel.run("from google.colab import drive\ndrive.mount('/content/drive')")
+        assert error is None, (out, err, error)
+        (keeper,) = psutil.Process(kernel.pid).children()
+        keeper.kill()
+        deadline = time.monotonic() + 10  # a child of the kernel's: a zombie until the kernel reaps it
+        while keeper.is_running() and keeper.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        out, err, error = kernel.run("drive.mount('/content/drive', force_remount=True)", timeout=60)
+        assert error is not None and error.startswith("ColabError: the process that attaches the drive for this kernel or job is gone"), error
+        assert "restart the kernel" in error
+        # The rest of the kernel is unharmed: /content still works.
+        out, err, error = kernel.run("open('/content/after.txt', 'w').write('ok')")
+        assert error is None and (kernel_ws.root / "after.txt").read_text() == "ok"
+    finally:
+        kernel.close()
+
+
+def test_no_namespace_where_mounts_would_not_reach_it(machine: dict, tmp_path: Path):
+    """In a mount namespace whose / is private (as on a machine without systemd before `setup colab`),
+    entering is refused with the reason: a remount of the drive would never reach such a /content."""
+    ws = init_workspace(tmp_path / "ws").workspace
+    probe = (
+        "import json; from drivelab.colab._content import enter_content\n"
+        f"print(json.dumps(enter_content({str(ws.root)!r}).to_dict()))"
+    )
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", probe],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    if done.returncode != 0 and "unshare" in done.stderr:
+        skip_or_fail(f"cannot make a private mount namespace here: {done.stderr.strip()}")
+    found = json.loads(done.stdout)
+    assert found["available"] is False and "is a private mount on this machine" in found["why"], found
+    assert "sudo drivelab setup colab" in found["hint"]
+    assert not (ws.root / ".drivelab" / "colab").exists()  # nothing made

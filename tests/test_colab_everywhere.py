@@ -149,8 +149,8 @@ def check_tutorial(nb, colab: Colab, content: Path, tag: str) -> None:
     assert copy.read_text() == metrics.read_text()
     assert f"Saved {content}/drive/MyDrive/colab-everywhere/{tag}-metrics.csv to {copy}" in text_of(cell_with(nb, "files.download("))
     widgets = text_of(cell_with(nb, "from google.colab import output"))
-    assert widgets.startswith("no custom widgets: NotCoveredError\n"), widgets
-    assert "google.colab.drive, google.colab.files and google.colab.userdata" in widgets and "docs/lab.md" in widgets
+    assert widgets.startswith("custom widgets: on\nno colab widgets: NotCoveredError\n"), widgets
+    assert "google.colab.userdata, google.colab.output, google.colab.patches" in widgets and "docs/lab.md" in widgets
     assert text_of(cell_with(nb, "files.upload()")).strip() == "no upload: BrowserRequiredError"  # no browser here
     assert "All changes made in this colab session should now be visible in Drive." in text_of(cell_with(nb, "flush_and_unmount"))
     assert not os.path.lexists(content / "drive" / "MyDrive")
@@ -206,7 +206,7 @@ def test_a_script_through_drivelab_run(colab: Colab):
     assert proc.returncode == 0, describe(proc)
     log = (colab.ws.run_dir("py") / "log").read_text()
     assert "Mounted at /content/drive" in log and "drivelab drive connect NAME -t gdrive" in log
-    assert "rank 0: no google.colab.auth here (NotCoveredError)" in log
+    assert "rank 0: no google.colab.auth here (GoogleAuthMissingError)" in log
     assert "rank 0: lab base url None" in log  # the lab's variable does not reach a job
     written = colab.ws.drive / "colab-everywhere" / "script-1-rank0.txt"
     assert written.read_text() == f"rank 0 of 1; key sha256 {colab.digest}\n"
@@ -225,7 +225,7 @@ def test_a_script_under_torchrun(colab: Colab):
     assert "torch.distributed.run" in json.loads((colab.ws.run_dir("ddp") / "status.json").read_text())["command"]
     for rank in (0, 1):
         assert f"rank {rank}: all_reduce gives 3" in log
-        assert f"rank {rank}: no google.colab.auth here (NotCoveredError)" in log
+        assert f"rank {rank}: no google.colab.auth here (GoogleAuthMissingError)" in log
         written = colab.ws.drive / "colab-everywhere" / f"script-2-rank{rank}.txt"
         assert written.read_text() == f"rank {rank} of 2; key sha256 {colab.digest}\n"
         assert (colab.ws.drive / "downloads" / written.name).is_file()

@@ -352,17 +352,17 @@ def ask_keeper(request: dict[str, Any], *, timeout: float | None = None) -> dict
             conn.sendall(json.dumps(request).encode() + b"\n")
             line = conn.makefile("rb").readline()
         except OSError as exc:
-            raise errors.LabError(
+            raise errors.ColabError(
                 f"the process that attaches the drive for this kernel or job is gone ({exc.strerror or exc})",
                 hint="restart the kernel (or the job), or attach the drive in a terminal: `drivelab drive mount`",
             ) from None
     if not line:
-        raise errors.LabError("the process that attaches the drive ended without an answer", hint="see `drivelab drive status`; restart the kernel")
+        raise errors.ColabError("the process that attaches the drive ended without an answer", hint="see `drivelab drive status`; restart the kernel")
     reply = json.loads(line)
     if "error" in reply:
         cls = getattr(errors, reply["error"], None)
         if not (isinstance(cls, type) and issubclass(cls, errors.DrivelabError)):
-            cls = errors.LabError
+            cls = errors.ColabError
         raise cls(reply.get("message") or "the drive could not be changed", hint=reply.get("hint"))
     return reply
 

@@ -1,22 +1,34 @@
 """drivelab's stand-in for ``google.colab``, where the real one is absent: lab kernels and jobs alike.
 
-It covers ``google.colab.drive`` (``mount``, ``flush_and_unmount``),
-``google.colab.files`` (``download``, ``upload``) and ``google.colab.userdata``
-(``get``), with Colab's signatures, messages and exception classes; see
-docs/lab.md for what each does here. Importing any other part of
-``google.colab`` (``output``, ``auth``, ``widgets``, ...) raises
+It covers, with Colab's signatures, messages and exception classes:
+
+- ``google.colab.drive``: ``mount``, ``flush_and_unmount``;
+- ``google.colab.files``: ``download``, ``upload``, ``view``;
+- ``google.colab.userdata``: ``get``;
+- ``google.colab.output``: ``clear``, ``eval_js``, ``serve_kernel_port_as_window``,
+  ``serve_kernel_port_as_iframe``, ``enable_custom_widget_manager`` and the
+  other helpers that arrange outputs;
+- ``google.colab.patches``: ``cv2_imshow``;
+- ``google.colab.auth``: ``authenticate_user`` (this machine's Google credentials);
+- ``google.colab.runtime``: ``unassign`` (ends the kernel);
+- ``google.colab.errors`` and ``google.colab._message`` (requests to Colab's
+  page, which nothing answers here: None).
+
+See docs/lab.md for what each does here. Importing any other part of
+``google.colab`` (``widgets``, ``data_table``, ``sheets``, ...) raises
 :class:`NotCoveredError`, a ``ModuleNotFoundError`` that says so.
 
-Importing this package is cheap: its modules load when first used.
+Importing this package, or any of its modules, is cheap: its modules load when
+first used, and IPython, NumPy and PIL when a call first needs them.
 """
 
 import sys as _sys
 
-__all__ = ["drive", "files", "userdata"]
+__all__ = ["auth", "drive", "files", "output", "patches", "runtime", "userdata"]
 
 IS_DRIVELAB = True
-COVERED = ("drive", "files", "userdata")
-_HELPERS = ("errors",)  # provided too: Colab's exception base classes
+COVERED = ("drive", "files", "userdata", "output", "patches", "auth", "runtime")
+_HELPERS = ("errors", "_message")  # provided too: Colab's exception classes; its page's requests (answered with None)
 _DOCS = "drivelab's docs/lab.md, section 'Colab notebooks'"
 
 

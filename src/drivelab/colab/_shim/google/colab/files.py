@@ -1,4 +1,4 @@
-"""``google.colab.files`` on a drivelab workspace: ``download`` and ``upload``.
+"""``google.colab.files`` on a drivelab workspace: ``download``, ``upload`` and ``view``.
 
 - ``download(filename)`` copies the file into the workspace's
   ``drive/downloads/``; in the lab the browser then saves it (through the
@@ -8,16 +8,25 @@
   ``{name: bytes}``, as Colab does. Without a browser (``drivelab run``, plain
   Python) it raises :class:`BrowserRequiredError`, which says where to put
   files instead.
+- ``view(filepath)`` shows, in the lab, a link that opens the file (a folder:
+  the file browser there) in the lab, in a new browser tab
+  (``<base_url>lab/tree/PATH``, host-relative). Only files of the lab's
+  workspace can be opened, hidden ones (a path part starting with ``.``)
+  excepted: others raise :class:`NotInWorkspaceError`. Without a browser it
+  prints where the file is.
 
 Missing files raise Colab's ``FileNotFoundError('Cannot find file: NAME')``.
 """
 
 import os as _os
+from pathlib import Path as _Path
 
 from google.colab import errors as _errors
 
 from drivelab.colab._calls import (
     DOWNLOADS,
+    _colab_path,
+    _html_attr,
     colab_download,
     download_html,
     hints_shown,
@@ -26,12 +35,17 @@ from drivelab.colab._calls import (
     upload_html,
     wait_upload,
 )
+from drivelab.workspace import find_workspace
 
-__all__ = ["BrowserRequiredError", "download", "upload"]
+__all__ = ["BrowserRequiredError", "NotInWorkspaceError", "download", "upload", "view"]
 
 
 class BrowserRequiredError(_errors.Error):
     """``files.upload()`` was called where no browser is attached to choose the files."""
+
+
+class NotInWorkspaceError(_errors.Error):
+    """``files.view()`` was given a file the lab cannot open: outside its workspace, or hidden."""
 
 
 def download(filename):
@@ -71,7 +85,39 @@ def upload(target_dir=""):
     return uploaded
 
 
+def view(filepath):
+    """Open ``filepath`` (a file or folder of the workspace) in the lab; without a browser, print where it is."""
+    path = _colab_path(filepath)
+    if not path.exists():
+        raise FileNotFoundError(f"Cannot find file: {filepath}")
+    base = lab_base_url()
+    if base is None:
+        print(f"{filepath} is {path.resolve()} (no browser is attached here to show it)")
+        return
+    with hints_shown():
+        root = find_workspace().root
+    inside = [p.relative_to(root) for p in (_Path(_os.path.abspath(path)), path.resolve()) if p.is_relative_to(root)]
+    if not inside:
+        raise NotInWorkspaceError(
+            f"files.view() opens the lab's workspace files only, and {filepath} ({path.resolve()}) is outside {root}.\n"
+            "hint: copy it into the workspace, e.g. under drive/, and view the copy"
+        )
+    relative = inside[0]
+    if any(part.startswith(".") for part in relative.parts):
+        raise NotInWorkspaceError(
+            f"files.view() cannot open {filepath}: the lab does not open hidden files ({relative.as_posix()} has a part starting with '.').\n"
+            "hint: copy it to a path without one, e.g. under drive/, and view the copy"
+        )
+    import urllib.parse
+
+    from IPython.display import display
+
+    shown = relative.as_posix() if relative.parts else "the workspace"
+    href = _html_attr(base + "lab/tree/" + urllib.parse.quote(relative.as_posix() if relative.parts else ""))
+    display({"text/html": f'<a href="{href}" target="_blank" rel="noopener">Open {_html_attr(shown)} in the lab</a>', "text/plain": f"{filepath} is {path.resolve()}"}, raw=True)
+
+
 def __getattr__(name):
-    if name in ("view", "upload_file"):
-        raise AttributeError(f"google.colab.files.{name} is Colab's own; drivelab provides files.download and files.upload (see docs/lab.md)")
+    if name == "upload_file":
+        raise AttributeError(f"google.colab.files.{name} is Colab's own; drivelab provides files.download, files.upload and files.view (see docs/lab.md)")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
