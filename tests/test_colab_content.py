@@ -90,6 +90,8 @@ KERNELS = textwrap.dedent(
                         out["text"] += content["text"]
                     elif kind == "error":
                         out["error"] = content["ename"] + ": " + content["evalue"]
+                    elif kind in ("display_data", "execute_result"):
+                        out.setdefault("data", []).append(content["data"])
                 kc.execute_interactive(cell.replace("NAME", repr(root.rsplit("/", 1)[1])), output_hook=hook, timeout=120)
                 seen[root].append(out)
     finally:
@@ -175,6 +177,62 @@ def test_a_job_sees_its_workspace_at_content(machine: dict, test_user: PlainUser
     assert (ws.drive / "from-notebook.txt").read_text() == "nb"
     assert "ends when the job ends" in text_of(out.cells[1])  # the job's runtime: the job succeeded
     assert (ws.root / "gdrive" / "MyDrive").resolve() == ws.drive.resolve()
+
+
+PATTERNS = [
+    'epochs = 2  #@param {type:"slider", min:1, max:10}\nsize = "base"  #@param ["base", "large"]',
+    "print('bound', epochs, size)",
+    "%%shell\necho from-bash\necho $((6*7)) > /content/shell.txt",
+    "import subprocess\ntry:\n    get_ipython().run_cell_magic('shell', '', 'exit 3')\nexcept subprocess.CalledProcessError as e:\n    print('shell failed', e.returncode)",
+    "import numpy as np\nfrom google.colab.patches import cv2_imshow\nimage = np.zeros((4, 6, 3), np.uint8)\nimage[..., 0] = 255  # blue, in OpenCV's BGR\ncv2_imshow(image)",
+    "from google.colab import auth\ntry:\n    auth.authenticate_user()\nexcept Exception as e:\n    print('auth', type(e).__name__)",
+    "from google.colab import drive\ndrive.mount('/content/drive')\nopen('/content/drive/MyDrive/patterns.txt', 'w').write(f'{epochs} {size}')",
+]
+
+
+def _first_pixel(png_base64: str) -> tuple[int, ...]:
+    import base64
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(base64.b64decode(png_base64))).convert("RGB").getpixel((0, 0))
+
+
+def test_colab_patterns_as_a_user_without_root(machine: dict, test_user: PlainUser, tmp_path: Path):
+    """One notebook of Colab's patterns, in a lab kernel and through drivelab run -p, as the user without root:
+    the form bound, %%shell's output and file, CalledProcessError, a PNG of the RGB image, auth's error, the drive."""
+    home, (ws,) = _user_workspaces(test_user, tmp_path, "patterns")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in PATTERNS])
+    nbformat.write(nb, ws.colab / "patterns.ipynb")
+    test_user.own(ws.root)
+
+    # The lab's kernel.
+    script = home / "kernels.py"
+    script.write_text(KERNELS)
+    done = test_user.run([str(test_user.python), str(script), json.dumps({"workspaces": [str(ws.root)], "cells": PATTERNS})], home=home)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])[str(ws.root)]
+    assert [o["error"] for o in seen] == [None] * len(PATTERNS), seen
+    assert seen[1]["text"] == "bound 2 base\n" and seen[2]["text"] == "from-bash\n" and seen[3]["text"] == "shell failed 3\n"
+    assert _first_pixel(seen[4]["data"][0]["image/png"]) == (0, 0, 255)
+    assert seen[5]["text"] == "auth GoogleAuthMissingError\n"
+    assert (ws.root / "shell.txt").read_text() == "42\n" and (ws.drive / "patterns.txt").read_text() == "2 base"
+
+    # A job, the form's values given with -p.
+    done = test_user.run([str(test_user.python), "-m", "drivelab", "run", "--run", "p", "--restarts", "0", "-p", "epochs", "5", "-p", "size", "large",
+                          "drive/colab/patterns.ipynb"], home=home, cwd=ws.root)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = nbformat.read(ws.run_dir("p") / "patterns.ipynb", as_version=4)
+    assert [text_of(c) for c in out.cells[1:4]] == ["bound 5 large\n", "from-bash\n", "shell failed 3\n"]
+    png = [o for o in out.cells[4].outputs if "image/png" in o.get("data", {})]
+    assert len(png) == 1 and _first_pixel(png[0]["data"]["image/png"]) == (0, 0, 255)
+    assert text_of(out.cells[5]) == "auth GoogleAuthMissingError\n"
+    assert (ws.drive / "patterns.txt").read_text() == "5 large"
+    # A value the slider does not allow: a usage error, before anything starts.
+    done = test_user.run([str(test_user.python), "-m", "drivelab", "run", "--run", "q", "-p", "epochs", "50", "drive/colab/patterns.ipynb"], home=home, cwd=ws.root)
+    assert done.returncode == 2 and "epochs" in done.stderr and "from 1 to 10" in " ".join(done.stderr.split()), done.stderr
+    assert not ws.run_dir("q").exists()
 
 
 def test_outside_a_kernel_or_job_content_paths_say_what_to_do(machine: dict, test_user: PlainUser, tmp_path: Path):

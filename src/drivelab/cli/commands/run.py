@@ -54,7 +54,7 @@ def run(
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background, surviving this terminal; see `drivelab jobs`.")] = False,
     parameter: Annotated[
         Optional[list[str]],
-        typer.Option("--parameter", "-p", metavar="NAME VALUE", help="Notebook parameter (papermill's convention: the cell tagged `parameters`); repeatable.", show_default=False),
+        typer.Option("--parameter", "-p", metavar="NAME VALUE", help="Notebook parameter: a variable of the cell tagged `parameters` (papermill's convention), else a Colab form field (NAME = ...  #@param), checked against its type; repeatable.", show_default=False),
     ] = None,
     nproc_per_node: Annotated[Optional[int], typer.Option("--nproc-per-node", min=1, help="Processes on this machine, under torchrun (data-parallel).", show_default=False)] = None,
     nnodes: Annotated[str, typer.Option("--nnodes", help="Machines taking part, N or MIN:MAX (torchrun; the c10d rendezvous hands ranks out).")] = "1",
