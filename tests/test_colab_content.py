@@ -442,3 +442,26 @@ def test_no_namespace_where_mounts_would_not_reach_it(machine: dict, tmp_path: P
     assert found["available"] is False and "is a private mount on this machine" in found["why"], found
     assert "sudo drivelab setup colab" in found["hint"]
     assert not (ws.root / ".drivelab" / "colab").exists()  # nothing made
+
+
+def test_drivelab_commands_typed_in_a_kernel_attach_the_drive_outside(kernel_ws: Workspace, s3):
+    """`%drivelab drive mount` and `!drivelab drive unmount` in a kernel: run by the keeper, so the mount is the machine's."""
+    ws = kernel_ws
+    drive.connect(ws, "box", "s3", s3.options(), root=f"typed{os.getpid()}")
+    drive.attach(ws, "box", local_files="copy", timeout=60)
+    assert drive.detach(ws, timeout=60).detached
+    kernel = Kernel(ws)
+    try:
+        out, err, error = kernel.run("%drivelab drive mount")
+        assert error is None, (out, err, error)
+        state = drive.status(ws)
+        assert state.live and os.path.ismount(ws.drive), (out, err)
+        assert _mount_namespace(state.watchdog_pid) == _mount_namespace(os.getpid())
+        out, err, error = kernel.run("open('drive/typed.txt', 'w').write('typed')\n!drivelab drive unmount; echo exit $?")
+        assert error is None and "exit 0" in out, (out, err)
+        assert not os.path.ismount(ws.drive) and not drive.status(ws).live
+        assert (s3.backing / f"typed{os.getpid()}" / "typed.txt").read_text() == "typed"
+        out, err, error = kernel.run("!drivelab drive status --json")  # not forwarded: it only reads
+        assert error is None and '"live": false' in out, out
+    finally:
+        kernel.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Annotated
@@ -68,6 +69,13 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl+C, so long-running commands flush the drive on the way out.
     signal.signal(signal.SIGTERM, _terminate)
     try:
+        if os.environ.get("DRIVELAB_COLAB_KEEPER"):
+            # In a kernel's or job's /content namespace: what attaches the drive runs outside it (see drivelab.colab).
+            from drivelab.colab import forward_command
+
+            code = forward_command(sys.argv[1:])
+            if code is not None:
+                sys.exit(code)
         app(prog_name="drivelab")
     except DrivelabError as exc:
         if _debug:

@@ -38,7 +38,7 @@ _EXPORTS = {
         "colab_content",
         "colab_download",
     ],
-    "_content": ["ContentStatus", "SetupResult", "content_command", "content_status", "setup_machine"],
+    "_content": ["ContentStatus", "SetupResult", "content_command", "content_status", "forward_command", "setup_machine"],
     "_forms": ["FormField", "bind_form_parameters", "find_form_fields"],
     "_kernel": ["has_real_colab", "job_environment"],
     "_kernelspec": ["KERNEL_NAME", "KernelSpecInfo", "install_kernel"],
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
         colab_flush_and_unmount,
         colab_mount,
     )
-    from drivelab.colab._content import ContentStatus, SetupResult, content_command, content_status, setup_machine
+    from drivelab.colab._content import ContentStatus, SetupResult, content_command, content_status, forward_command, setup_machine
     from drivelab.colab._forms import FormField, bind_form_parameters, find_form_fields
     from drivelab.colab._kernel import has_real_colab, job_environment
     from drivelab.colab._kernelspec import KERNEL_NAME, KernelSpecInfo, install_kernel

@@ -31,7 +31,10 @@ folder.
   process is forked that stays outside; inside, attaching and detaching the
   drive is asked of it over a Unix socket (abstract, named in
   ``$DRIVELAB_COLAB_KEEPER``, answering only its own user), and it dies with
-  the process that entered.
+  the process that entered. The ``drivelab`` commands that attach or detach
+  the drive (``drive mount``, ``drive unmount``, ``run``, ``lab``, ``demo``),
+  typed in a notebook (``!drivelab ...``, ``%drivelab ...``) or a job, are run
+  by the keeper too, their output streamed back (:func:`forward_command`).
 
 Where the namespace cannot be made (no ``/content`` folder, user namespaces
 switched off, macOS), the process runs as before and ``/content`` paths fail
@@ -50,12 +53,15 @@ import socket
 import stat
 import struct
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "CONTENT",
+    "OUTSIDE_COMMANDS",
+    "forward_command",
     "KEEPER_ENV",
     "ContentStatus",
     "SetupResult",
@@ -287,6 +293,59 @@ def _stop_keeper(keeper: tuple[int, str] | None) -> None:
         os.waitpid(keeper[0], 0)
 
 
+OUTSIDE_COMMANDS = (("drive", "mount"), ("drive", "unmount"), ("run",), ("lab",), ("demo",))
+"""``drivelab`` commands that attach or detach the drive: inside the namespace, the keeper runs them."""
+
+
+def _command_words(argv: list[str]) -> list[str]:
+    words = [a for a in argv if not a.startswith("-")]  # global options (--debug) come before the command
+    return words[:2]
+
+
+def forward_command(argv: list[str]) -> int | None:
+    """Run ``drivelab ARGV`` by the keeper, outside this namespace, when it attaches or detaches the drive.
+
+    Returns its exit code, its output having been written to this process's
+    stdout and stderr as it came; None when it is not such a command or this
+    process is not in a namespace with a keeper (run it here, as usual). An
+    interrupt here (Ctrl+C, a kernel's interrupt) interrupts it there.
+    """
+    if not keeper_available():
+        return None
+    words = _command_words(argv)
+    if not any(tuple(words[: len(c)]) == c for c in OUTSIDE_COMMANDS):
+        return None
+    env = {k: v for k, v in os.environ.items() if k not in (KEEPER_ENV, _INSIDE_ENV, _WHY_ENV)}
+    request = {"op": "cli", "argv": list(argv), "cwd": os.getcwd(), "env": env}
+    with _connect() as conn:
+        conn.sendall(json.dumps(request).encode() + b"\n")
+        for line in conn.makefile("rb"):
+            message = json.loads(line)
+            if "exit" in message:
+                return int(message["exit"])
+            stream = sys.stdout if "out" in message else sys.stderr
+            stream.write(message.get("out", message.get("err", "")))
+            stream.flush()
+    from drivelab.errors import ColabError
+
+    raise ColabError("the process that runs drivelab commands for this kernel or job ended without an exit code", hint="see `drivelab drive status`; restart the kernel")
+
+
+def _connect() -> socket.socket:
+    from drivelab.errors import ColabError
+
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect("\0" + os.environ[KEEPER_ENV])
+    except OSError as exc:
+        conn.close()
+        raise ColabError(
+            f"the process that attaches the drive for this kernel or job is gone ({exc.strerror or exc})",
+            hint="restart the kernel (or the job), or attach the drive in a terminal: `drivelab drive mount`",
+        ) from None
+    return conn
+
+
 def _keeper_main(server: socket.socket, root: Path, parent: int) -> None:
     _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:
@@ -300,17 +359,72 @@ def _keeper_main(server: socket.socket, root: Path, parent: int) -> None:
     me = os.getuid()
     while True:
         conn, _ = server.accept()
-        with conn:
-            pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-            if uid != me:
-                continue
+        _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        if uid != me:
+            conn.close()
+            continue
+        # One thread a request: a `drivelab run` in the foreground must not hold up a drive.mount meanwhile.
+        threading.Thread(target=_answer, args=(conn, root), daemon=True).start()
+
+
+def _answer(conn: socket.socket, root: Path) -> None:
+    with conn:
+        try:
+            request = json.loads(conn.makefile("rb").readline())
+            if request.get("op") == "cli":
+                _run_command(conn, request)
+                return
+            reply = _serve(root, request)
+        except Exception as exc:  # noqa: BLE001 -- every failure goes back to the asking process
+            reply = {"error": type(exc).__name__, "message": str(exc), "hint": getattr(exc, "hint", None)}
+        with contextlib.suppress(OSError):
+            conn.sendall(json.dumps(reply).encode() + b"\n")
+
+
+def _run_command(conn: socket.socket, request: dict[str, Any]) -> None:
+    """``drivelab ARGV`` here, outside, its output sent back line by line; stopped when the asker goes away."""
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drivelab", *[str(a) for a in request["argv"]]],
+        cwd=request.get("cwd") or None,
+        env={str(k): str(v) for k, v in request.get("env", {}).items()},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    lock = threading.Lock()
+    gone = threading.Event()
+
+    def send(message: dict[str, Any]) -> None:
+        with lock:
             try:
-                request = json.loads(conn.makefile("rb").readline())
-                reply = _serve(root, request)
-            except Exception as exc:  # noqa: BLE001 -- every failure goes back to the asking process
-                reply = {"error": type(exc).__name__, "message": str(exc), "hint": getattr(exc, "hint", None)}
-            with contextlib.suppress(OSError):
-                conn.sendall(json.dumps(reply).encode() + b"\n")
+                conn.sendall(json.dumps(message).encode() + b"\n")
+            except OSError:
+                gone.set()
+
+    def pump(pipe: Any, key: str) -> None:
+        for raw in iter(pipe.readline, b""):
+            send({key: raw.decode("utf-8", "replace")})
+
+    pumps = [threading.Thread(target=pump, args=(proc.stdout, "out"), daemon=True), threading.Thread(target=pump, args=(proc.stderr, "err"), daemon=True)]
+    for t in pumps:
+        t.start()
+
+    def watch_asker() -> None:  # the asker closing its end (an interrupt) interrupts the command, as Ctrl+C would
+        with contextlib.suppress(OSError):
+            while conn.recv(1):
+                pass
+        if proc.poll() is None:
+            gone.set()
+            proc.send_signal(signal.SIGINT)
+
+    threading.Thread(target=watch_asker, daemon=True).start()
+    code = proc.wait()
+    for t in pumps:
+        t.join(timeout=5)
+    if not gone.is_set():
+        send({"exit": code})
 
 
 def _serve(root: Path, request: dict[str, Any]) -> dict[str, Any]:
@@ -344,16 +458,14 @@ def ask_keeper(request: dict[str, Any], *, timeout: float | None = None) -> dict
     """Send ``request`` to the keeper and return its reply; a failure there is raised here as the same error."""
     from drivelab import errors
 
-    name = os.environ[KEEPER_ENV]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+    with _connect() as conn:
         conn.settimeout(timeout)
         try:
-            conn.connect("\0" + name)
             conn.sendall(json.dumps(request).encode() + b"\n")
             line = conn.makefile("rb").readline()
         except OSError as exc:
             raise errors.ColabError(
-                f"the process that attaches the drive for this kernel or job is gone ({exc.strerror or exc})",
+                f"the process that attaches the drive for this kernel or job did not answer ({exc.strerror or exc})",
                 hint="restart the kernel (or the job), or attach the drive in a terminal: `drivelab drive mount`",
             ) from None
     if not line:
