@@ -225,7 +225,10 @@ def enter_content(root: str | os.PathLike[str]) -> ContentStatus:
         _unshare_and_bind(root, view)
     except OSError as exc:
         _stop_keeper(keeper)
-        why = f"user namespaces are not available to this user ({exc.strerror or exc})" if os.getuid() != 0 else f"cannot make a mount namespace ({exc.strerror or exc})"
+        if str(exc.strerror).startswith("unshare") and os.getuid() != 0:
+            why = f"user namespaces are not available to this user ({exc.strerror})"
+        else:  # the namespace may be made already: this process runs on in it, without /content
+            why = f"cannot make /content here ({exc.strerror or exc})"
         os.environ[_WHY_ENV] = why
         return ContentStatus(False, str(root), why, _hint_for(why))
     os.environ[_INSIDE_ENV] = str(root)
@@ -272,14 +275,16 @@ def _start_keeper(root: Path) -> tuple[int, str] | None:
         return None
     parent = os.getpid()
     pid = os.fork()
-    if pid == 0:  # the keeper
-        code = 0
+    if pid == 0:  # the keeper: a program of its own, so that `ps` names it and nothing mistakes it for the job
         try:
-            _keeper_main(server, root, parent)
-        except BaseException:  # noqa: BLE001 -- a keeper never returns into the caller's code
-            code = 1
+            _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)  # kept across exec
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):  # never hold the job's output pipe, nor write into it
+                os.dup2(devnull, fd)
+            os.set_inheritable(server.fileno(), True)
+            os.execv(sys.executable, [sys.executable, "-m", "drivelab.colab._content", "--keeper", str(server.fileno()), str(root), str(parent)])
         finally:
-            os._exit(code)
+            os._exit(1)
     server.close()
     return pid, name
 
@@ -347,14 +352,10 @@ def _connect() -> socket.socket:
 
 
 def _keeper_main(server: socket.socket, root: Path, parent: int) -> None:
-    _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:
+    if os.getppid() != parent:  # the process that entered is gone already
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a kernel's interrupt reaches its whole process group
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):  # never hold the job's output pipe, nor write into it
-        os.dup2(devnull, fd)
     os.environ.pop(KEEPER_ENV, None)
     me = os.getuid()
     while True:
@@ -607,7 +608,11 @@ def _namespace_hint() -> str:
 
 
 def _main(argv: list[str]) -> int:
-    """``python -m drivelab.colab._content ROOT -- ARGV...``: run ARGV with ROOT at ``/content``."""
+    """``python -m drivelab.colab._content ROOT -- ARGV...``: run ARGV with ROOT at ``/content``.
+    (``--keeper FD ROOT PID``: the keeper, serving the listening socket FD for process PID.)"""
+    if argv[:1] == ["--keeper"] and len(argv) == 4:
+        _keeper_main(socket.socket(fileno=int(argv[1])), Path(argv[2]), int(argv[3]))
+        return 0
     if len(argv) < 3 or argv[1] != "--":
         print("usage: python -m drivelab.colab._content ROOT -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
