@@ -129,9 +129,9 @@ def start_cli_lab(workspace: Path, home: Path, *args: str, timeout: float = 90) 
     return LabProcess(proc, workspace, match[1], match[3], int(match[2]), lines, reader)
 
 
-def stop(lab: LabProcess, timeout: float = 60) -> int:
+def stop(lab: LabProcess, timeout: float = 60, signum: int = signal.SIGINT) -> int:
     if lab.proc.poll() is None:
-        lab.proc.send_signal(signal.SIGINT)
+        lab.proc.send_signal(signum)
     try:
         return lab.proc.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -249,7 +249,9 @@ def test_a_non_loopback_address_gets_a_warning():
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_server_and_kernels_and_flushes_the_drive(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
+def test_ctrl_c_stops_server_and_kernels_and_flushes_the_drive(tmp_path, signum):
+    """Ctrl+C, `kill PID` and a closed terminal alike: server, kernels (and their keepers) gone, the drive flushed."""
     workspace = init_workspace(tmp_path / "ws").workspace.root
     lab = start_cli_lab(workspace, tmp_path / "jupyter")
     try:
@@ -277,12 +279,12 @@ def test_ctrl_c_stops_server_and_kernels_and_flushes_the_drive(tmp_path):
         lab.proc.kill()
         raise
 
-    code = stop(lab)
+    code = stop(lab, signum=signum)
     lab.reader.join(30)  # its output has ended: the reader has every line
     out = lab.output()
     assert not lab.reader.is_alive(), f"something still holds the output of drivelab lab:\n{out}"
     assert code == 0, out
-    assert "Stopping JupyterLab and its kernels" in out
+    assert "Stopping JupyterLab and its kernels" + ("" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})") in out
     assert "JupyterLab stopped. Drive flushed" in out and "detached" in out
     assert "Traceback" not in out
     stray = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
@@ -293,6 +295,33 @@ def test_ctrl_c_stops_server_and_kernels_and_flushes_the_drive(tmp_path):
     with socket.socket() as sock:  # nothing listens on the port any more (TIME_WAIT may linger)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", lab.port))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="FUSE mounts of the drive are tested on Linux")
+def test_a_closed_terminal_leaves_no_mount_of_a_remote_drive(tmp_path, s3):
+    """SIGHUP (the terminal closed) with the drive on S3: JupyterLab gone, the drive flushed and unmounted, its watchdog gone."""
+    from drivelab import drive
+
+    ws = init_workspace(tmp_path / "ws").workspace
+    drive.connect(ws, "box", "s3", s3.options(), root=f"hup{os.getpid()}")
+    drive.attach(ws, "box", local_files="copy", timeout=60)
+    assert drive.detach(ws, timeout=60).detached
+    lab = start_cli_lab(ws.root, tmp_path / "jupyter")
+    try:
+        state = drive.status(ws)
+        assert state.live and os.path.ismount(ws.drive), state
+        watchdog = state.watchdog_pid
+        (ws.drive / "late.txt").write_text("written just before the terminal closed")
+    except BaseException:
+        lab.proc.kill()
+        raise
+    code = stop(lab, signum=signal.SIGHUP)
+    lab.reader.join(30)
+    out = lab.output()
+    assert code == 0 and "JupyterLab stopped. Drive flushed" in out and "detached" in out, out
+    assert not os.path.ismount(ws.drive) and not drive.status(ws).live
+    assert not psutil.pid_exists(watchdog) or psutil.Process(watchdog).status() == psutil.STATUS_ZOMBIE
+    assert (s3.backing / f"hup{os.getpid()}" / "late.txt").read_text() == "written just before the terminal closed"
 
 
 def test_the_last_line_says_when_uploads_were_left_pending():

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import signal
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -25,7 +26,8 @@ def lab(
     and starts JupyterLab rooted at the workspace, listening on 127.0.0.1 with
     token authentication. Notebooks get `import drivelab`, the %drivelab
     magic, and Colab's `from google.colab import drive; drive.mount('/content/drive')`.
-    Ctrl+C stops the server and its kernels, then flushes and detaches the drive.
+    Ctrl+C stops the server and its kernels, then flushes and detaches the drive;
+    so do SIGTERM (`kill PID`) and SIGHUP (the terminal closed).
 
     Example: drivelab lab -w ~/lab --port 8888
     """
@@ -40,24 +42,40 @@ def lab(
     console.print(f"Workspace [bold]{escape(str(server.workspace.root))}[/], drive: {escape(server.drive.mode)}")
     console.print(f"JupyterLab is running ({server.seconds:.1f} s); open:\n\n    {server.lab_url}\n", soft_wrap=True, highlight=False)
     console.print(f"Server log: {escape(str(server.log))}. Press Ctrl+C to stop.", soft_wrap=True)
+    received: list[int] = []
+
+    def stop_like_ctrl_c(signum: int, _frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    # `kill PID` and a closed terminal stop it as Ctrl+C does: never a server, kernels or a mount left behind.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_like_ctrl_c)
     code: int | None = None
     try:
         code = server.wait()
     except KeyboardInterrupt:
-        console.print("\nStopping JupyterLab and its kernels ...")
+        why = f" ({signal.Signals(received[-1]).name})" if received else ""
+        _say(f"\nStopping JupyterLab and its kernels{why} ...")
     try:
         stopped = server.stop()
     except KeyboardInterrupt:
         # A second Ctrl+C: stop waiting, but say what may be left undone.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        console.print("[yellow]interrupted:[/] the drive may not be flushed; run `drivelab drive flush` to make sure.")
+        _say("[yellow]interrupted:[/] the drive may not be flushed; run `drivelab drive flush` to make sure.")
         raise typer.Exit(130) from None
     if stopped.killed:
-        console.print(f"Killed {len(stopped.killed)} process(es) the server left behind.")
-    console.print(stopped_line(stopped.flush), soft_wrap=True)
+        _say(f"Killed {len(stopped.killed)} process(es) the server left behind.")
+    _say(stopped_line(stopped.flush))
     if code is not None:
-        console.print(f"[red]JupyterLab exited on its own with code {code}[/]; see {escape(str(server.log))}")
+        _say(f"[red]JupyterLab exited on its own with code {code}[/]; see {escape(str(server.log))}")
         raise typer.Exit(1)
+
+
+def _say(text: str) -> None:
+    """A line on the console, if there still is one: after SIGHUP the terminal may be gone, and the stop goes on."""
+    with contextlib.suppress(OSError):
+        console.print(text, soft_wrap=True)
 
 
 def stopped_line(flush: DetachResult) -> str:
