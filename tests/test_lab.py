@@ -205,6 +205,24 @@ def test_drive_endpoint_serves_the_drive_state(lab):
     assert doc["live"] is True
 
 
+def test_status_endpoint_serves_what_the_status_bar_shows(lab):
+    import shutil
+
+    status, _ = http(lab.base + "drivelab/api/status")
+    assert status == 403  # behind the token
+    status, body = http(lab.base + "drivelab/api/status", token=lab.token)
+    assert status == 200, body
+    doc = json.loads(body)
+    assert doc["kind"] == "lab.status" and doc["version"] == 1
+    total = psutil.virtual_memory().total
+    assert doc["memory"]["total"] == total and 0 < doc["memory"]["used"] <= total
+    assert 0 <= doc["cpu"]["percent"] <= 100 and doc["cpu"]["cores"] == psutil.cpu_count()
+    assert doc["disk"]["path"] == str(lab.workspace) and doc["disk"]["total"] == shutil.disk_usage(lab.workspace).total
+    assert abs(doc["disk"]["free"] - shutil.disk_usage(lab.workspace).free) < 512 * 2**20  # other tests write meanwhile
+    assert doc["gpus"] == []  # none on the machines the tests run on
+    assert doc["drive"] == {"mode": "local", "phase": "local", "remote": None, "pending_uploads": 0, "read_only": False}
+
+
 def test_lab_kernel_is_drivelabs_and_the_lab_opens_on_the_drive(lab):
     status, body = http(lab.base + "api/kernelspecs", token=lab.token)
     assert status == 200

@@ -25,7 +25,7 @@ from drivelab._lazy import lazy_exports
 
 _EXPORTS = {
     "_server": ["LabServer", "LabStopped", "start_lab"],
-    "_documents": ["runtime_document", "drive_document"],
+    "_documents": ["runtime_document", "drive_document", "status_document"],
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [*__all__, "load_ipython_extension"]

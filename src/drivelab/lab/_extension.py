@@ -2,6 +2,7 @@
 
 ``GET <base_url>drivelab/api/runtime``  the runtime document (``docs/runtime.schema.json``)
 ``GET <base_url>drivelab/api/drive``    the drive's state (``docs/lab.md``)
+``GET <base_url>drivelab/api/status``   memory, CPU, disk, GPUs and the drive, for the status bar (``docs/lab.md``)
 ``GET <base_url>drivelab/connect``      the "Connect a drive" page: sign in to a cloud drive (:mod:`drivelab.lab._connect`)
 
 The workspace is the one holding the server's ``root_dir`` (or
@@ -23,7 +24,7 @@ from tornado import web
 
 from drivelab.errors import DrivelabError, WorkspaceError
 from drivelab.lab._connect import connect_handlers, workspace_for
-from drivelab.lab._documents import drive_document, runtime_document
+from drivelab.lab._documents import drive_document, runtime_document, status_document
 from drivelab.workspace import Workspace
 
 
@@ -74,6 +75,22 @@ class DriveHandler(_Handler):
         self._send(document)
 
 
+class StatusHandler(_Handler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        try:
+            ws = self._workspace()
+            document = await asyncio.to_thread(status_document, ws)
+        except WorkspaceError as exc:
+            self._fail(404, exc)
+            return
+        except DrivelabError as exc:
+            self._fail(500, exc)
+            return
+        self._send(document)
+
+
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     root = Path(serverapp.root_dir).expanduser().resolve()
     base = serverapp.web_app.settings["base_url"]
@@ -82,7 +99,8 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         [
             (url_path_join(base, "drivelab/api/runtime"), RuntimeHandler, {"root": root}),
             (url_path_join(base, "drivelab/api/drive"), DriveHandler, {"root": root}),
+            (url_path_join(base, "drivelab/api/status"), StatusHandler, {"root": root}),
             *connect_handlers(base, root),
         ],
     )
-    serverapp.log.info("drivelab: /drivelab/api/runtime, /drivelab/api/drive and /drivelab/connect on %s", root)
+    serverapp.log.info("drivelab: /drivelab/api/runtime, /drivelab/api/drive, /drivelab/api/status and /drivelab/connect on %s", root)

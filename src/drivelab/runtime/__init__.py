@@ -29,6 +29,7 @@ _EXPORTS = {
     "_install": ["InstallResult", "install_torch"],
     "_verify": ["Check", "VerifyReport", "verify_torch"],
     "_info": ["RuntimeInfo", "PanelRow", "info", "panel_rows"],
+    "_usage": ["GpuUsage", "Usage", "resource_usage"],
     "_require": ["require_torch", "torch_installed"],
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
