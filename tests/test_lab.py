@@ -31,7 +31,7 @@ from drivelab.workspace import init_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "docs" / "runtime.schema.json"
-URL_LINE = re.compile(r"(http://127\.0\.0\.1:(\d+)/lab\?token=(\S+))")
+URL_LINE = re.compile(r"(http://127\.0\.0\.1:(\d+)/lab(?:/tree/\S+)?\?token=(\S+))")
 
 
 def jupyter_env(home: Path, **extra: str) -> dict[str, str]:
@@ -150,7 +150,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
 
 
 def test_lab_prints_a_loopback_url_with_a_token_and_refuses_requests_without_it(lab):
-    assert lab.url.startswith(f"http://127.0.0.1:{lab.port}/lab?token=")
+    # The workspace's first lab opens the getting-started notebook.
+    assert lab.url.startswith(f"http://127.0.0.1:{lab.port}/lab/tree/drive/colab/getting-started.ipynb?token=")
     assert len(lab.token) >= 32
     # The server listens on loopback only.
     server = psutil.Process(lab.proc.pid).children()[0]

@@ -25,6 +25,10 @@ LISTING = (
 )
 
 
+# The titles of the main area's tabs.
+TABS = "JSON.stringify(Array.from(document.querySelectorAll('#jp-main-dock-panel .lm-TabBar-tabLabel')).map(e => e.textContent.trim()))"
+
+
 @pytest.mark.slow
 def test_lab_in_headless_chromium_shows_the_drive(tmp_path, chromium, monkeypatch):
     ws = init_workspace(tmp_path / "ws").workspace
@@ -34,9 +38,26 @@ def test_lab_in_headless_chromium_shows_the_drive(tmp_path, chromium, monkeypatc
     for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"), ("JUPYTER_RUNTIME_DIR", "runtime"),
                      ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"), ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces")):  # fmt: skip
         monkeypatch.setenv(var, str(home / sub))
+    # The first lab of a workspace opens the getting-started notebook, its folder in the file browser.
+    first = start_lab(ws.root, port=0, open_browser=False)
+    try:
+        assert first.lab_url == f"{first.url}lab/tree/drive/colab/getting-started.ipynb?token={first.token}"
+        chromium.call("Page.enable")
+        chromium.call("Page.navigate", url=first.lab_url)
+        opened: list[str] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            opened = json.loads(chromium.evaluate(TABS) or "[]")
+            if "getting-started.ipynb" in opened:
+                break
+            time.sleep(0.5)
+    finally:
+        first.stop()
+    assert "getting-started.ipynb" in opened, opened
+    # Later ones open JupyterLab on the drive.
     server = start_lab(ws.root, port=0, open_browser=False)
     try:
-        chromium.call("Page.enable")
+        assert server.lab_url == f"{server.url}lab?token={server.token}"
         chromium.call("Page.navigate", url=server.lab_url)
         names: list[str] = []
         deadline = time.monotonic() + 120

@@ -8,6 +8,7 @@ killed), then the drive (flushed, and detached unless a job still uses it).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,9 @@ from drivelab.workspace import WORKSPACE_ENV, InitResult, Workspace, find_worksp
 __all__ = ["LabServer", "LabStopped", "start_lab"]
 
 DEFAULT_PORT = 8888
+FIRST_START_MARK = "lab-started"
+"""In the workspace's ``.drivelab/``: a lab has started here before (the first one opens :data:`GETTING_STARTED`)."""
+GETTING_STARTED = "getting-started.ipynb"
 PORT_TRIES = 50
 TOKEN_ENV = "JUPYTER_TOKEN"
 SERVER_BASE_URL = "/"
@@ -65,6 +70,9 @@ class LabServer:
     seconds: float
     """From the call to the server answering its API."""
     warnings: list[str] = field(default_factory=list)
+    opens: str = "lab"
+    """What :attr:`lab_url` opens, from the base URL: ``lab``, or on the workspace's first lab the
+    getting-started notebook, ``lab/tree/drive/colab/getting-started.ipynb``."""
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _stopped: LabStopped | None = field(default=None, repr=False)
 
@@ -78,8 +86,8 @@ class LabServer:
 
     @property
     def lab_url(self) -> str:
-        """The URL to open: JupyterLab, with the token."""
-        return f"{self.url}lab?token={self.token}"
+        """The URL to open: JupyterLab (on the first start, the getting-started notebook in it), with the token."""
+        return f"{self.url}{self.opens}?token={self.token}"
 
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -320,6 +328,13 @@ def start_lab(
         f"--ServerApp.open_browser={open_browser}",
         "--ServerApp.jpserver_extensions=drivelab.lab=True",
     ]
+    # The workspace's first lab opens the getting-started notebook (the browser, and the URL printed); later ones JupyterLab.
+    first_start = ws.state / FIRST_START_MARK
+    opens = "lab"
+    getting_started = ws.colab / GETTING_STARTED
+    if not first_start.exists() and getting_started.is_file():
+        opens = "lab/tree/" + urllib.parse.quote(getting_started.relative_to(ws.root).as_posix())
+        argv.append(f"--ServerApp.default_url=/{opens}")
     if os.name == "posix" and os.geteuid() == 0:
         argv.append("--allow-root")
     jupyter_path = [str(kernel.jupyter_path), *[p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]]
@@ -335,7 +350,7 @@ def start_lab(
     process = spawn(argv, log=log, cwd=ws.root, env=env, header=f"--- drivelab lab {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(argv)}")
     server = LabServer(
         workspace=ws, ip=ip, port=chosen_port, token=token, pid=process.pid, log=log,
-        drive=state, init=init, seconds=0.0, warnings=warnings, _process=process,
+        drive=state, init=init, seconds=0.0, warnings=warnings, opens=opens, _process=process,
     )  # fmt: skip
     try:
         try:
@@ -354,4 +369,6 @@ def start_lab(
         server.stop(timeout=10)
         raise
     server.seconds = time.monotonic() - started
+    with contextlib.suppress(OSError):
+        first_start.touch()
     return server
