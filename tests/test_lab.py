@@ -224,6 +224,24 @@ def test_status_endpoint_serves_what_the_status_bar_shows(lab):
     assert doc["drive"] == {"mode": "local", "phase": "local", "remote": None, "pending_uploads": 0, "read_only": False}
 
 
+@pytest.mark.parametrize(
+    ("plugin", "key", "value"),
+    [
+        ("@jupyterlab/apputils-extension:notification", "fetchNews", "false"),  # no "official Jupyter news?" pop-up
+        ("@jupyterlab/notebook-extension:tracker", "recordTiming", True),  # each cell's run time recorded...
+        ("jupyterlab-execute-time:settings", "enabled", True),  # ...and shown under it
+        ("jupyterlab-notify:plugin", "defaultThreshold", 60),  # a browser notification when a cell over a minute ends
+    ],
+)
+def test_the_labs_settings_default_to_drivelabs(lab, plugin, key, value):
+    """drivelab's defaults are the schema's defaults the lab is served (the user's own settings still win)."""
+    status, body = http(lab.base + f"lab/api/settings/{plugin}", token=lab.token)
+    assert status == 200, body
+    doc = json.loads(body)
+    assert doc["schema"]["properties"][key]["default"] == value
+    assert key not in (doc.get("settings") or {})  # not written into the user's settings
+
+
 def test_lab_kernel_is_drivelabs_and_the_lab_opens_on_the_drive(lab):
     status, body = http(lab.base + "api/kernelspecs", token=lab.token)
     assert status == 200

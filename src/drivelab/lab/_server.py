@@ -33,6 +33,8 @@ from drivelab.workspace import WORKSPACE_ENV, InitResult, Workspace, find_worksp
 __all__ = ["LabServer", "LabStopped", "start_lab"]
 
 DEFAULT_PORT = 8888
+LAB_CONFIG = Path(__file__).resolve().parent / "_config"
+"""A Jupyter config folder: ``labconfig/default_setting_overrides.json``, drivelab's defaults for the lab's settings."""
 FIRST_START_MARK = "lab-started"
 """In the workspace's ``.drivelab/``: a lab has started here before (the first one opens :data:`GETTING_STARTED`)."""
 GETTING_STARTED = "getting-started.ipynb"
@@ -337,13 +339,21 @@ def start_lab(
         argv.append(f"--ServerApp.default_url=/{opens}")
     if os.name == "posix" and os.geteuid() == 0:
         argv.append("--allow-root")
-    jupyter_path = [str(kernel.jupyter_path), *[p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]]
+    # drivelab's own JupyterLab extension, prebuilt into the package from labextension/ (scripts/bootstrap.sh
+    # builds it): JupyterLab finds it in <dir>/labextensions/ of a folder on JUPYTER_PATH. Without it, plain JupyterLab.
+    frontend = Path(__file__).parent / "_frontend"
+    ours = [str(frontend)] if (frontend / "labextensions" / "@drivelab" / "lab" / "package.json").is_file() else []
+    jupyter_path = [str(kernel.jupyter_path), *ours, *[p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]]
     # The token travels in the environment, never on a command line that `ps` shows. The base URL tells
     # the server's kernels that a browser is attached, and where its pages are (links stay host-relative).
+    # drivelab's defaults for the lab's settings (no Jupyter news pop-up, cells' run times, a notification when a
+    # long cell ends): layered under the user's own settings, which still win.
+    config_path = [*[p for p in os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p], str(LAB_CONFIG)]
     env = {
         **os.environ,
         TOKEN_ENV: token,
         "JUPYTER_PATH": os.pathsep.join(jupyter_path),
+        "JUPYTER_CONFIG_PATH": os.pathsep.join(config_path),
         WORKSPACE_ENV: str(ws.root),
         LAB_BASE_URL_ENV: SERVER_BASE_URL,
     }
