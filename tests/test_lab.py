@@ -286,6 +286,14 @@ def test_a_non_loopback_address_gets_a_warning():
 
 
 @pytest.mark.slow
+def _command_line(process: psutil.Process) -> str:
+    """Its command line; empty for one that ended meanwhile (the server starts short-lived helpers too)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"])
 def test_ctrl_c_stops_server_and_kernels_and_flushes_the_drive(tmp_path, signum):
     """Ctrl+C, `kill PID` and a closed terminal alike: server, kernels (and their keepers) gone, the drive flushed."""
@@ -305,7 +313,7 @@ def test_ctrl_c_stops_server_and_kernels_and_flushes_the_drive(tmp_path, signum)
         kernels: list[psutil.Process] = []
         while time.monotonic() < deadline:
             family = psutil.Process(lab.proc.pid).children(recursive=True)
-            kernels = [p for p in family if "drivelab.colab._kernel" in " ".join(p.cmdline())]
+            kernels = [p for p in family if "drivelab.colab._kernel" in _command_line(p)]
             if kernels:
                 break
             time.sleep(0.2)
