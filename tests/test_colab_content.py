@@ -23,10 +23,10 @@ import nbformat
 import psutil
 import pytest
 from _guards import skip_or_fail
-from _notebooks import text_of
+from _notebooks import lab_kernel_workspace, text_of
 
 from drivelab import drive
-from drivelab.colab import content_status, install_kernel, setup_machine
+from drivelab.colab import content_status, setup_machine
 from drivelab.errors import ColabError
 from drivelab.jobs import JobSpec, run_job
 from drivelab.workspace import Workspace, init_workspace
@@ -276,15 +276,7 @@ def test_setup_refuses_what_is_in_the_way(tmp_path: Path, monkeypatch: pytest.Mo
 
 @pytest.fixture
 def kernel_ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, machine: dict):
-    ws = init_workspace(tmp_path / "ws").workspace
-    kernel = install_kernel(ws)
-    for name in [k for k in os.environ if k.startswith(("DRIVELAB_", "JUPYTER"))]:
-        monkeypatch.delenv(name)
-    home = tmp_path / "jupyter"
-    home.mkdir()
-    for key, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"), ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython")):
-        monkeypatch.setenv(key, str(home / sub))
-    monkeypatch.setenv("JUPYTER_PATH", str(kernel.jupyter_path))
+    ws = lab_kernel_workspace(tmp_path, monkeypatch)
     yield ws
     state = drive.status(ws)
     if state.watchdog_pid:

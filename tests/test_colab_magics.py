@@ -5,35 +5,20 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import nbclient
 import nbformat
 import pytest
-from _notebooks import text_of
+from _notebooks import lab_kernel_workspace, text_of
 
-from drivelab.colab import install_kernel
-from drivelab.workspace import init_workspace
 
 
 @pytest.fixture
 def lab_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A fresh workspace with the lab's kernelspec, found by Jupyter as the lab finds it."""
-    ws = init_workspace(tmp_path / "ws").workspace
-    kernel = install_kernel(ws)
-    for name in [k for k in os.environ if k.startswith(("DRIVELAB_", "JUPYTER"))]:
-        monkeypatch.delenv(name)
-    home = tmp_path / "jupyter"
-    home.mkdir()
-    monkeypatch.setenv("JUPYTER_PATH", str(kernel.jupyter_path))
-    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(home / "config"))
-    monkeypatch.setenv("JUPYTER_DATA_DIR", str(home / "data"))
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(home / "runtime"))
-    monkeypatch.setenv("IPYTHONDIR", str(home / "ipython"))
-    monkeypatch.setenv("NO_COLOR", "1")
-    return ws
+    return lab_kernel_workspace(tmp_path, monkeypatch)
 
 
 class TimedClient(nbclient.NotebookClient):

@@ -14,9 +14,8 @@ from pathlib import Path
 import nbclient
 import nbformat
 import pytest
-from _notebooks import text_of
+from _notebooks import lab_kernel_workspace, text_of
 
-from drivelab.colab import install_kernel
 from drivelab.workspace import init_workspace
 
 TRAIN_CELL = "!python drive/colab/main.py"
@@ -26,20 +25,8 @@ SHORT_RUN = " --limit-train 2000 --threads 1 --device cpu --log-every 0"
 @pytest.fixture
 def lab_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A fresh workspace with the lab's kernelspec, found by Jupyter as the lab finds it."""
-    ws = init_workspace(tmp_path / "ws").workspace
-    kernel = install_kernel(ws)
-    for name in [k for k in os.environ if k.startswith(("DRIVELAB_", "JUPYTER"))]:
-        monkeypatch.delenv(name)
-    home = tmp_path / "jupyter"
-    home.mkdir()
-    monkeypatch.setenv("JUPYTER_PATH", str(kernel.jupyter_path))
-    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(home / "config"))
-    monkeypatch.setenv("JUPYTER_DATA_DIR", str(home / "data"))
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(home / "runtime"))
-    monkeypatch.setenv("IPYTHONDIR", str(home / "ipython"))
-    monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
-    return ws
+    return lab_kernel_workspace(tmp_path, monkeypatch)
 
 
 def execute(nb, ws, timeout: int = 600):

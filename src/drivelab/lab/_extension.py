@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -59,13 +60,17 @@ class RuntimeHandler(_Handler):
         self._send(await asyncio.to_thread(runtime_document, folder))
 
 
-class DriveHandler(_Handler):
+class _WorkspaceDocumentHandler(_Handler):
+    """Serves ``document(workspace)``, made off the event loop; 404 outside a workspace, 500 for a drivelab error."""
+
+    document: Callable[[Workspace], dict[str, Any]]
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
         try:
             ws = self._workspace()
-            document = await asyncio.to_thread(drive_document, ws)
+            document = await asyncio.to_thread(type(self).document, ws)
         except WorkspaceError as exc:
             self._fail(404, exc)
             return
@@ -75,20 +80,12 @@ class DriveHandler(_Handler):
         self._send(document)
 
 
-class StatusHandler(_Handler):
-    @web.authenticated
-    @authorized
-    async def get(self) -> None:
-        try:
-            ws = self._workspace()
-            document = await asyncio.to_thread(status_document, ws)
-        except WorkspaceError as exc:
-            self._fail(404, exc)
-            return
-        except DrivelabError as exc:
-            self._fail(500, exc)
-            return
-        self._send(document)
+class DriveHandler(_WorkspaceDocumentHandler):
+    document = staticmethod(drive_document)
+
+
+class StatusHandler(_WorkspaceDocumentHandler):
+    document = staticmethod(status_document)
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
