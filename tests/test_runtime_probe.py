@@ -167,6 +167,25 @@ def _check_problems(actual: tuple[str, ...], wanted: list[str]) -> None:
         assert part in text, f"{part!r} not in problems: {actual}"
 
 
+@pytest.mark.parametrize(
+    ("cpuinfo", "flags"),
+    [
+        ("flags\t\t: fpu sse sse2 avx avx2 fma\n", ("avx", "avx2", "fma")),
+        ("flags\t\t: avx2 avx512f avx512_bf16 amx_tile amx_bf16 avx\n", ("avx", "avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")),
+        ("Features\t: fp asimd asimddp sve sve2 bf16 i8mm\nCPU implementer\t: 0x41\n", ("asimd", "asimddp", "bf16", "i8mm", "sve", "sve2")),
+        ("processor\t: 0\n", ()),
+    ],
+    ids=["avx2", "sapphire-rapids", "neoverse-v2", "none"],
+)
+def test_cpu_flags_are_the_ones_that_matter_in_a_fixed_order(cpuinfo, flags):
+    record = load(next(p for p in MACHINES if p.stem == "a100-535"))
+    record["files"]["/proc/cpuinfo"] = cpuinfo + "model name\t: Some CPU\n"
+    system = detect_machine(RecordedProbe(record), workspace=Path("/work"), scratch=Path("/tmp")).system
+    assert system.cpu_flags == flags
+    rows = {row.label: row.value for row in panel_rows(detect_machine(RecordedProbe(record)))}
+    assert rows.get("CPU flags") == (" ".join(flags) or None)
+
+
 @pytest.mark.parametrize("path", MACHINES, ids=lambda p: p.stem)
 def test_recorded_machine_json_matches_the_schema(path):
     machine = detect_machine(RecordedProbe(load(path)), workspace=Path("/work"), scratch=Path("/tmp"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from drivelab.runtime._amd import detect_amd
 from drivelab.runtime._intel import detect_xpu
-from drivelab.runtime._model import MachineInfo, MpsInfo, SystemInfo, TorchInstall
+from drivelab.runtime._model import CPU_FLAGS, MachineInfo, MpsInfo, SystemInfo, TorchInstall
 from drivelab.runtime._nvidia import detect_nvidia
 from drivelab.runtime._probe import PlatformFacts, Probe, SystemProbe
 
@@ -84,6 +84,7 @@ def _system(probe: Probe, facts: PlatformFacts, workspace: Path, scratch: Path) 
         python_version=facts.python_version,
         cpu_model=_cpu_model(probe, facts),
         cpu_cores=facts.cpu_count,
+        cpu_flags=_cpu_flags(probe, facts),
         ram_bytes=_ram(probe, facts),
         disk_free_bytes=free,
         wsl=_is_wsl(probe, facts),
@@ -95,6 +96,16 @@ def _is_wsl(probe: Probe, facts: PlatformFacts) -> bool:
         return False
     version = (probe.read_text("/proc/version") or "").lower()
     return "microsoft" in version or "wsl" in version or bool(probe.env("WSL_DISTRO_NAME"))
+
+
+def _cpu_flags(probe: Probe, facts: PlatformFacts) -> tuple[str, ...]:
+    """Which of :data:`CPU_FLAGS` the first CPU in ``/proc/cpuinfo`` has (Linux only; elsewhere none are known)."""
+    if facts.system != "Linux":
+        return ()
+    text = probe.read_text("/proc/cpuinfo") or ""
+    found = re.search(r"^(?:flags|Features)\s*:\s*(.*)$", text, re.MULTILINE)
+    present = set(found.group(1).split()) if found else set()
+    return tuple(flag for flag in CPU_FLAGS if flag in present)
 
 
 def _cpu_model(probe: Probe, facts: PlatformFacts) -> str | None:

@@ -49,8 +49,10 @@ def panel_rows(machine: MachineInfo, paths: dict[str, Path] | None = None) -> li
         PanelRow("OS", f"{s.os} {s.os_release} ({s.arch})" + ("  [WSL]" if s.wsl else "")),
         PanelRow("Python", s.python_version),
         PanelRow("CPU", f"{s.cpu_model or 'unknown'}" + (f", {s.cpu_cores} cores" if s.cpu_cores else "")),
-        PanelRow("RAM", _gib(s.ram_bytes)),
     ]
+    if s.cpu_flags:
+        rows.append(PanelRow("CPU flags", " ".join(s.cpu_flags)))
+    rows.append(PanelRow("RAM", _gib(s.ram_bytes)))
     for label, free in s.disk_free_bytes.items():
         where = paths.get(label)
         rows.append(PanelRow(f"Disk ({label})", f"{_gib(free)} free" + (f" at {where}" if where else "")))

@@ -75,6 +75,11 @@ class XpuInfo:
     devices: tuple[str, ...] = ()
 
 
+CPU_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "asimddp", "bf16", "i8mm", "sve", "sve2")
+"""CPU features PyTorch's kernels pick among (``/proc/cpuinfo`` names: x86's ``flags``, Arm's ``Features``):
+vector width (AVX2, AVX-512, NEON/SVE), and the bfloat16 and int8 matrix units."""
+
+
 @dataclass(frozen=True)
 class SystemInfo:
     os: str
@@ -85,6 +90,8 @@ class SystemInfo:
     python_version: str
     cpu_model: str | None = None
     cpu_cores: int | None = None
+    cpu_flags: tuple[str, ...] = ()
+    """The instruction sets that decide PyTorch's speed here, of those the CPU reports (:data:`CPU_FLAGS`), in that order."""
     ram_bytes: int | None = None
     disk_free_bytes: dict[str, int] = field(default_factory=dict)
     """Free bytes per named folder (``"workspace"``, ``"scratch"``)."""
