@@ -138,6 +138,10 @@ class MountKeeper(Keeper):
             # measured no faster for warm reads (each open still costs open/read/flush/release round
             # trips to rclone), while a file another machine changed could read truncated for that long.
             "--attr-timeout", "1s",
+            # A folder on a bucket (S3, GCS, B2, Azure, Swift; Dropbox too) has no date: rclone shows its
+            # --default-time, 2000-01-01 unless told, which the lab's file browser shows as "26y ago".
+            # 0s: the time this rclone started, i.e. when the drive was attached (docs/drive.md#dates).
+            "--default-time", "0s",
             # Uploads of the write-back queue run this many at once (rclone's default, 4, makes a flush of many small files slow).
             "--transfers", "16",
             "--rc", "--rc-addr", self.rc.url.removeprefix("http://").rstrip("/"),
