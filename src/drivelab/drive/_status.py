@@ -18,7 +18,7 @@ from drivelab.drive._users import users
 from drivelab.errors import RcloneError
 from drivelab.workspace import Workspace
 
-__all__ = ["DriveState", "watchdog_state", "is_attached", "last_event", "append_event", "status", "tree_size"]
+__all__ = ["DriveState", "watchdog_state", "is_attached", "last_event", "recent_events", "append_event", "status", "tree_size"]
 
 
 @dataclass
@@ -43,6 +43,8 @@ class DriveState:
     rclone_pid: int | None = None
     remounts: int = 0
     last_event: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """The watchdog's last :data:`RECENT_EVENTS` events (``time``, ``event``, details), oldest first."""
     last_sync: str | None = None
     conflicts: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
@@ -69,6 +71,7 @@ class DriveState:
             "rclone_pid": self.rclone_pid,
             "remounts": self.remounts,
             "last_event": self.last_event,
+            "events": self.events,
             "last_sync": self.last_sync,
             "conflicts": self.conflicts,
             "notices": self.notices,
@@ -92,19 +95,34 @@ def is_attached(ws: Workspace) -> bool:
     return state is not None and state.phase in ("live", "down", "starting")
 
 
-def last_event(paths: DrivePaths) -> dict[str, Any] | None:
+RECENT_EVENTS = 10
+"""How many of the watchdog's last events :func:`status` reports (``DriveState.events``)."""
+
+
+def recent_events(paths: DrivePaths, count: int = RECENT_EVENTS) -> list[dict[str, Any]]:
+    """The last ``count`` events of ``events.jsonl``, oldest first (read from its end: the file only grows)."""
     try:
         with open(paths.events, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
-            fh.seek(max(0, size - 4096))
+            fh.seek(max(0, size - 512 * count))
             lines = fh.read().decode("utf-8", "replace").strip().splitlines()
     except OSError:
-        return None
+        return []
+    found: list[dict[str, Any]] = []
     for line in reversed(lines):
+        if len(found) == count:
+            break
         with contextlib.suppress(ValueError):
-            return json.loads(line)
-    return None
+            event = json.loads(line)
+            if isinstance(event, dict):
+                found.append(event)
+    return found[::-1]
+
+
+def last_event(paths: DrivePaths) -> dict[str, Any] | None:
+    events = recent_events(paths, 1)
+    return events[-1] if events else None
 
 
 def append_event(paths: DrivePaths, kind: str, **detail: Any) -> None:
@@ -121,7 +139,8 @@ def status(ws: Workspace) -> DriveState:
     entry = settings.remotes.get(settings.remote)
     spec = entry.spec if entry else None
     state = watchdog_state(ws)
-    last = last_event(paths)
+    events = recent_events(paths)
+    last = events[-1] if events else None
     if state is None:
         # Nothing keeps the drive (a killed watchdog, a reboot): a dead mount left behind, or the protected
         # folder beneath it, would refuse every write to drive/ from now on.
@@ -131,7 +150,7 @@ def status(ws: Workspace) -> DriveState:
             _guard.release(ws.drive)
         return DriveState(
             mode=settings.mode, live=False, path=ws.drive, remote=settings.remote, spec=spec,
-            phase="detached", last_event=last, error=_stale_error(paths),
+            phase="detached", last_event=last, events=events, error=_stale_error(paths),
         )
     result = DriveState(
         mode=state.mode,
@@ -144,6 +163,7 @@ def status(ws: Workspace) -> DriveState:
         rclone_pid=state.rclone_pid,
         remounts=state.remounts,
         last_event=last,
+        events=events,
         last_sync=state.last_sync,
         conflicts=list(state.conflicts),
         notices=list(state.notices),
