@@ -448,3 +448,20 @@ def test_private_state_is_written_whole_and_owner_only(tmp_path: Path) -> None:
     assert json.loads(target.read_text()) == {"password": "s3cret"}
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert not stale.exists()
+
+
+def test_the_watchdogs_last_events_come_oldest_first_without_a_torn_line(tmp_path):
+    from drivelab.drive._config import DrivePaths
+    from drivelab.drive._status import RECENT_EVENTS, append_event, last_event, recent_events
+
+    ws = init_workspace(tmp_path / "ws").workspace
+    paths = DrivePaths(ws)
+    paths.events.parent.mkdir(parents=True, exist_ok=True)
+    assert recent_events(paths) == [] and last_event(paths) is None
+    for i in range(RECENT_EVENTS + 5):
+        append_event(paths, "remounted", n=i)
+    with paths.events.open("a") as fh:
+        fh.write('{"time": "2026-01-01T00:00:00Z", "event": "los')  # a write cut short by a crash
+    events = recent_events(paths)
+    assert [e["n"] for e in events] == list(range(5, RECENT_EVENTS + 5))
+    assert last_event(paths) == events[-1]
