@@ -478,6 +478,37 @@ def test_a_user_killed_with_sigkill_is_not_counted(ws: Workspace, s3: S3Server) 
     assert not mounted(ws.drive)
 
 
+def test_a_detach_on_behalf_of_a_user_does_not_count_it(ws: Workspace, s3: S3Server) -> None:
+    """The lab's server unmounts for the ``drivelab lab`` that started it: that one's use is the caller's, any other refuses."""
+    connect(ws, s3)
+    drive.attach(ws, "box", local_files="set-aside")
+    holders = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import sys, time; from pathlib import Path; from drivelab import drive; from drivelab.workspace import Workspace; "
+             "drive.attach(Workspace(Path(sys.argv[1])), user=sys.argv[2]); print('ready', flush=True); time.sleep(600)", str(ws.root), what],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for what in ("lab", "job other")
+    ]
+    try:
+        for holder in holders:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        lab, job = holders
+        with pytest.raises(drive.DriveInUseError, match=r"the drive is in use by job other \(pid \d+\)$") as refused:
+            drive.detach(ws, timeout=30, when_used="refuse", on_behalf_of=[lab.pid])
+        assert [u["what"] for u in refused.value.users] == ["job other"]
+        assert mounted(ws.drive)
+        job.kill()
+        job.wait()
+        result = drive.detach(ws, timeout=30, when_used="refuse", on_behalf_of=[lab.pid])
+        assert result.detached and not result.forced and not mounted(ws.drive)
+        assert [u["what"] for u in drive.users(ws)] == ["lab"]  # its lease is its own to give up
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+
+
 def test_a_detached_job_attaches_a_remote_drive_before_writing_its_run_folder(shared) -> None:
     ws, backing, _labs = shared
     drive.detach(ws, timeout=30)  # the remote stays the drive; drive/ is the bare folder again

@@ -12,7 +12,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "drivelab"
 # Lower rank = lower layer. A module may import its own layer or lower ones.
 # data sits on the drive: it fetches and stages datasets in it.
 # colab sits on the drive (drive.mount) and under jobs and the lab, which both run its kernel and environment.
-RANK = {"core": 0, "runtime": 1, "drive": 1, "data": 2, "train": 3, "colab": 3, "jobs": 4, "lab": 4, "cli": 5}
+# The lab sits on jobs: its panels list, start, follow and stop them.
+RANK = {"core": 0, "runtime": 1, "drive": 1, "data": 2, "train": 3, "colab": 3, "jobs": 4, "lab": 5, "cli": 6}
 CLI_ONLY = {"typer", "rich", "click"}
 
 

@@ -12,7 +12,8 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     │   ├── RemoteError         an unknown remote, bad options, or a remote that refused us
     │   │   └── SignInError     signing in to an OAuth drive failed (denied, expired code, wrong address pasted)
     │   ├── MountError          the drive could not be attached at drive/ (mount point, FUSE)
-    │   └── FlushError          pending uploads did not land in time
+    │   ├── FlushError          pending uploads did not land in time
+    │   └── DriveInUseError     not detached: another command (the lab, a job) uses the drive
     ├── DataError
     │   ├── UnknownDatasetError
     │   ├── ChecksumError       a downloaded file does not match its MD5
@@ -37,9 +38,12 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     └── LabError                the lab could not start or stop cleanly
         └── ColabError          a Colab call cannot be served here, or /content cannot be made
             └── SecretError     a workspace secret that cannot be stored, found or read
+                └── SecretNotFoundError  no secret of that name in the workspace
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "DrivelabError",
@@ -50,6 +54,7 @@ __all__ = [
     "SignInError",
     "MountError",
     "FlushError",
+    "DriveInUseError",
     "DataError",
     "StageError",
     "UnknownDatasetError",
@@ -74,6 +79,7 @@ __all__ = [
     "LabError",
     "ColabError",
     "SecretError",
+    "SecretNotFoundError",
 ]
 
 
@@ -123,6 +129,14 @@ class MountError(DriveError):
 
 class FlushError(DriveError):
     """Pending uploads did not land before the timeout; nothing was discarded."""
+
+
+class DriveInUseError(DriveError):
+    """The drive was not detached: other commands (``drivelab lab``, a job) use it; ``users`` names them."""
+
+    def __init__(self, message: str, *, users: list[dict[str, Any]], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.users = users
 
 
 class DataError(DrivelabError):
@@ -289,3 +303,7 @@ class SecretError(ColabError):
 
     Its message never holds a secret's value: names, paths and variable names only.
     """
+
+
+class SecretNotFoundError(SecretError):
+    """No secret of that name in the workspace."""

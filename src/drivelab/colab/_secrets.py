@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivelab._atomic import write_text_atomic
-from drivelab.errors import SecretError
+from drivelab.errors import SecretError, SecretNotFoundError
 from drivelab.workspace import Workspace
 
 __all__ = ["SECRETS_FILE", "SecretInfo", "check_secret_name", "find_secret", "list_secrets", "remove_secret", "secrets_path", "set_secret"]
@@ -131,12 +131,12 @@ def set_secret(ws: Workspace, name: str, value: str | None = None, *, from_env: 
 
 
 def remove_secret(ws: Workspace, name: str) -> SecretInfo:
-    """Forget secret ``name``; :class:`SecretError` when there is none of that name."""
+    """Forget secret ``name``; :class:`SecretNotFoundError` when there is none of that name."""
     with _locked(ws):
         secrets = _read(ws)
         entry = secrets.pop(name, None)
         if entry is None:
-            raise SecretError(f"no secret named {name!r} in {ws.root}", hint="`drivelab secrets list` shows their names")
+            raise SecretNotFoundError(f"no secret named {name!r} in {ws.root}", hint="`drivelab secrets list` shows their names")
         _write(ws, secrets)
     return SecretInfo(name, entry.get("env"))
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from drivelab._lazy import lazy_exports
-from drivelab.errors import DriveError, FlushError, MountError, RcloneError, RemoteError, SignInError
+from drivelab.errors import DriveError, DriveInUseError, FlushError, MountError, RcloneError, RemoteError, SignInError
 
 _EXPORTS = {
     "_attach": ["attach"],
@@ -44,7 +44,7 @@ _EXPORTS = {
     "_oauth": ["OAUTH_TYPES", "SignIn", "begin_sign_in", "finish_sign_in"],
 }
 __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
-__all__ = [*_names, "DriveError", "FlushError", "MountError", "RcloneError", "RemoteError", "SignInError"]
+__all__ = [*_names, "DriveError", "DriveInUseError", "FlushError", "MountError", "RcloneError", "RemoteError", "SignInError"]
 
 if TYPE_CHECKING:
     from drivelab.drive._attach import attach

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -19,7 +20,7 @@ from drivelab.drive._results import DetachResult, FlushResult
 from drivelab.drive._status import append_event, watchdog_state
 from drivelab.drive._sync import sync_now
 from drivelab.drive._users import describe_users, release, users
-from drivelab.errors import DriveError
+from drivelab.errors import DriveError, DriveInUseError
 from drivelab.workspace import Workspace
 
 __all__ = ["detach", "flush_fields"]
@@ -44,14 +45,18 @@ def _stop_now(ws: Workspace, raw: WatchdogState | None) -> None:
             write_private_json(paths.state, replace(raw, phase="detached", rclone_pid=None, rc=None).to_dict())
 
 
-def detach(ws: Workspace, *, timeout: float | None = None, force: bool = False, when_used: str = "keep") -> DetachResult:
+def detach(
+    ws: Workspace, *, timeout: float | None = None, force: bool = False, when_used: str = "keep", on_behalf_of: Collection[int] = (),
+) -> DetachResult:
     """Flush, then unmount (or stop syncing) and stop the watchdog.
 
     First this process stops using the drive (see ``attach(..., user=...)``).
     While other commands still use it, ``when_used="keep"`` flushes and
     leaves it attached for them (``detached`` False, ``users`` names them);
-    ``"refuse"`` raises :class:`DriveError` naming them; ``force`` detaches
-    it under them.
+    ``"refuse"`` raises :class:`DriveInUseError` naming them; ``force``
+    detaches it under them. ``on_behalf_of``: the process ids of commands this
+    call acts for (the lab's server detaching for the ``drivelab lab`` that
+    started it): their uses do not count as another's, and stay registered.
 
     ``timeout`` bounds the whole call. When uploads have not all landed by
     then, when the drive does not answer (rclone hung, the watchdog gone, the
@@ -87,11 +92,12 @@ def detach(ws: Workspace, *, timeout: float | None = None, force: bool = False, 
         pending = pending_in_cache(paths) if mode == "mount" else 0
         return DetachResult(mode=mode, pending=pending, cache=cache if pending else None, seconds=time.monotonic() - start)
 
-    others = users(ws)
+    others = [u for u in users(ws) if u.get("pid") not in on_behalf_of]
     if others and not force:
         if when_used == "refuse":
-            raise DriveError(
+            raise DriveInUseError(
                 f"the drive is in use by {describe_users(others)}",
+                users=others,
                 hint="stop them first (Ctrl+C the lab, `drivelab jobs stop RUN`), or pass --force to unmount it under them: their writes to drive/ then fail",
             )
         if state is not None and state.mode == "mount":

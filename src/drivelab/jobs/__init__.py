@@ -6,6 +6,7 @@
     status = jobs.run_job(ws, jobs.JobSpec(Path("drive/colab/main.py"), ["--epochs", "3"], run="exp1"))
     status = jobs.start_detached(ws, spec)      # in the background, surviving the terminal
     jobs.list_jobs(ws); jobs.read_log(ws, "exp1"); jobs.stop_job(ws, "exp1")
+    part = jobs.read_log_part(ws, "exp1", offset)  # what was appended since ``offset``; read on from part.offset
 
 A job gets the run folder ``drive/runs/<run>/`` (its ``log`` and
 ``status.json`` live there) and the environment variables
@@ -33,9 +34,9 @@ from typing import TYPE_CHECKING
 from drivelab._lazy import lazy_exports
 
 _EXPORTS = {
-    "_control": ["follow_log", "job_status", "list_jobs", "read_log", "start_detached", "stop_job"],
+    "_control": ["LogPart", "follow_log", "job_status", "list_jobs", "read_log", "read_log_part", "start_detached", "stop_job"],
     "_demo": ["DemoResult", "DemoStage", "run_demo"],
-    "_spec": ["JobSpec", "default_run_name", "merge_environment"],
+    "_spec": ["JobSpec", "check_run_name", "default_run_name", "merge_environment"],
     "_status": ["Attempt", "JobStatus", "OutputTail", "is_alive", "read_status"],
     "_supervisor": ["JobEvent", "describe_exit", "run_job"],
     "_slurm": ["SlurmJobState", "SlurmOptions", "parse_time_limit"],
@@ -45,9 +46,9 @@ __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_names)
 
 if TYPE_CHECKING:
-    from drivelab.jobs._control import follow_log, job_status, list_jobs, read_log, start_detached, stop_job
+    from drivelab.jobs._control import LogPart, follow_log, job_status, list_jobs, read_log, read_log_part, start_detached, stop_job
     from drivelab.jobs._demo import DemoResult, DemoStage, run_demo
-    from drivelab.jobs._spec import JobSpec, default_run_name, merge_environment
+    from drivelab.jobs._spec import JobSpec, check_run_name, default_run_name, merge_environment
     from drivelab.jobs._status import Attempt, JobStatus, OutputTail, is_alive, read_status
     from drivelab.jobs._slurm import SlurmJobState, SlurmOptions, parse_time_limit
     from drivelab.jobs._slurm_run import batch_script, follow_slurm_run, slurm_failure, submit_to_slurm

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from drivelab import drive
@@ -18,7 +19,12 @@ from drivelab.jobs._spec import JobSpec
 from drivelab.jobs._status import JobStatus, find_status_path, is_alive, log_path, log_start, read_status, write_status
 from drivelab.workspace import Workspace
 
-__all__ = ["start_detached", "job_status", "list_jobs", "read_log", "follow_log", "stop_job"]
+__all__ = ["start_detached", "job_status", "list_jobs", "read_log", "LogPart", "read_log_part", "follow_log", "stop_job"]
+
+LOG_PART_BYTES = 256 * 1024
+"""The most :func:`read_log_part` returns at once."""
+LOG_TAIL_BYTES = 64 * 1024
+"""What :func:`read_log_part` starts with when not given an offset: the log's end, from a line's start."""
 
 
 def start_detached(ws: Workspace, spec: JobSpec, *, timeout: float = 30.0) -> JobStatus:
@@ -90,6 +96,66 @@ def read_log(ws: Workspace, run: str, *, tail: int | None = None) -> str:
         lines = text.splitlines(keepends=True)
         text = "".join(lines[-tail:]) if tail > 0 else ""
     return text
+
+
+@dataclass
+class LogPart:
+    """A part of a job's log, for a reader that polls it (the lab's jobs panel): read on from ``offset``."""
+
+    status: JobStatus
+    """The job's status, read before the log: when it had ended then, ``text`` holds the log to its end."""
+    text: str
+    offset: int
+    """The byte offset to read from next."""
+
+
+def read_log_part(ws: Workspace, run: str, offset: int | None = None, *, limit: int = LOG_PART_BYTES, tail: int = LOG_TAIL_BYTES) -> LogPart:
+    """The job's log from byte ``offset``: at most ``limit`` bytes, never cut inside a UTF-8 character.
+
+    Without ``offset``: its last ``tail`` bytes, from the first line that
+    starts in them. An offset past the log's end (a log that was started
+    again) reads from its start. An unfinished character at the end of what
+    a running job wrote is left for the next read.
+    """
+    status = job_status(ws, run)  # before reading: nothing a job wrote before it ended is missed
+    path = log_path(Path(status.run_dir), status.node)
+    if status.slurm and not path.exists():
+        path = Path(status.slurm["output"])  # Slurm's output, while no supervisor has written the log
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            start = max(0, size - tail) if offset is None else offset if 0 <= offset <= size else 0
+            fh.seek(start)
+            data = fh.read(limit)
+    except FileNotFoundError:
+        return LogPart(status, "", 0)
+    skip = 0
+    if start > 0 and offset is None:
+        newline = data.find(b"\n")
+        skip = newline + 1 if newline >= 0 else _first_character(data)
+    elif start > 0:
+        skip = _first_character(data)  # an offset inside a character: from the next one
+    end = _last_whole_character(data) if status.active or len(data) == limit else len(data)
+    end = max(end, skip)
+    return LogPart(status, data[skip:end].decode("utf-8", errors="replace"), start + end)
+
+
+def _first_character(data: bytes) -> int:
+    """Where the first UTF-8 character of ``data`` starts (after at most 3 continuation bytes)."""
+    i = 0
+    while i < min(len(data), 3) and data[i] & 0xC0 == 0x80:
+        i += 1
+    return i
+
+
+def _last_whole_character(data: bytes) -> int:
+    """The length of ``data`` without an unfinished UTF-8 character at its end."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # ASCII, or the first byte of a character
+            needs = 1 if byte < 0xC0 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(data) - back if back < needs else len(data)
+    return len(data)
 
 
 def follow_log(ws: Workspace, run: str, *, tail: int | None = None, poll: float = 0.2) -> Iterator[str]:

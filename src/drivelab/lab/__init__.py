@@ -10,9 +10,9 @@
 Kernels started by the lab are the workspace's Colab kernel (see
 :mod:`drivelab.colab`: the ``google.colab`` stand-in, ``/content``, Colab's
 magics, the workspace's secrets). The Jupyter server extension
-(``drivelab.lab``) serves ``GET /drivelab/api/runtime``,
-``GET /drivelab/api/drive`` and the "Connect a drive" pages under
-``/drivelab/connect`` (sign in to a cloud drive, then attach it). In any IPython, ``%load_ext drivelab.lab`` adds
+(``drivelab.lab``) serves the API of the lab's panels under ``/drivelab/api/``
+(the runtime, the doctor, the drive, secrets, jobs: :mod:`drivelab.lab._extension`)
+and the "Connect a drive" pages under ``/drivelab/connect`` (sign in to a cloud drive, then attach it). In any IPython, ``%load_ext drivelab.lab`` adds
 the kernel's magics (``%drivelab``, ``%shell``, ...). Names load on first use: importing this package does
 not import Jupyter.
 """
@@ -25,7 +25,7 @@ from drivelab._lazy import lazy_exports
 
 _EXPORTS = {
     "_server": ["LabServer", "LabStopped", "start_lab"],
-    "_documents": ["runtime_document", "drive_document", "status_document"],
+    "_documents": ["runtime_document", "doctor_document", "drive_document", "status_document", "secrets_document", "jobs_document"],
 }
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 __all__ = [*__all__, "load_ipython_extension"]

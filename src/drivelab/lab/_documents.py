@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivelab.workspace import Workspace
 
+if TYPE_CHECKING:
+    from drivelab.runtime import MachineInfo
+
 DOCUMENT_VERSION = 1
+DOCTOR_TIMEOUT = 120.0
+"""Seconds the doctor's check of PyTorch may take (a hung GPU), as ``drivelab doctor``'s default."""
+
+
+def _machine(workspace: Path | None) -> MachineInfo:
+    from drivelab.runtime import detect_machine
+
+    return detect_machine(workspace=workspace, scratch=Path(tempfile.gettempdir()))
 
 
 def runtime_document(workspace: Path | None = None) -> dict[str, Any]:
@@ -16,10 +28,28 @@ def runtime_document(workspace: Path | None = None) -> dict[str, Any]:
 
     Schema: ``docs/runtime.schema.json``. Probes only; never imports torch.
     """
-    from drivelab.runtime import detect_machine
+    return {"kind": "runtime", "version": DOCUMENT_VERSION, **_machine(workspace).to_dict()}
 
-    machine = detect_machine(workspace=workspace, scratch=Path(tempfile.gettempdir()))
-    return {"kind": "runtime", "version": DOCUMENT_VERSION, **machine.to_dict()}
+
+def runtime_panel_document(workspace: Path | None = None) -> dict[str, Any]:
+    """The rows ``drivelab runtime`` prints, for the lab's runtime panel:
+    ``{"kind": "runtime.panel", "version": 1, "rows": [{"label", "value", "kind"}]}`` (kind: fact, device or problem)."""
+    from drivelab.runtime import info
+
+    rows = info(workspace).rows
+    return {"kind": "runtime.panel", "version": DOCUMENT_VERSION, "rows": [row._asdict() for row in rows]}
+
+
+def doctor_document(workspace: Path | None = None) -> dict[str, Any]:
+    """What ``drivelab doctor --json`` prints: ``{"kind": "doctor", "version": 1, "ok", "machine", "report"}``.
+
+    PyTorch is checked in a fresh interpreter (this server's Python): seconds, up to :data:`DOCTOR_TIMEOUT`.
+    """
+    from drivelab.runtime import verify_torch
+
+    machine = _machine(workspace)
+    report = verify_torch(machine, python=sys.executable, timeout=DOCTOR_TIMEOUT)
+    return {"kind": "doctor", "version": DOCUMENT_VERSION, "ok": report.ok, "machine": machine.to_dict(), "report": report.to_dict()}
 
 
 def status_document(ws: Workspace) -> dict[str, Any]:
@@ -53,3 +83,17 @@ def drive_document(ws: Workspace) -> dict[str, Any]:
 
     state = drive.status(ws)
     return {"kind": "drive", "version": DOCUMENT_VERSION, "workspace": str(ws.root), **state.to_dict()}
+
+
+def secrets_document(ws: Workspace) -> dict[str, Any]:
+    """What ``drivelab secrets list --json`` prints: ``{"kind": "secrets.list", "version": 1, "secrets": [{"name", "source", "env"}]}``; never a value."""
+    from drivelab.colab import list_secrets
+
+    return {"kind": "secrets.list", "version": DOCUMENT_VERSION, "secrets": [s.to_dict() for s in list_secrets(ws)]}
+
+
+def jobs_document(ws: Workspace) -> dict[str, Any]:
+    """What ``drivelab jobs list --json`` prints: ``{"kind": "jobs.list", "version": 1, "jobs": [JobStatus.to_dict(), ...]}``, oldest first."""
+    from drivelab.jobs import list_jobs
+
+    return {"kind": "jobs.list", "version": DOCUMENT_VERSION, "jobs": [j.to_dict() for j in list_jobs(ws)]}

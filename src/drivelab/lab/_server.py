@@ -40,6 +40,9 @@ FIRST_START_MARK = "lab-started"
 GETTING_STARTED = "getting-started.ipynb"
 PORT_TRIES = 50
 TOKEN_ENV = "JUPYTER_TOKEN"
+OUTLIVES_THE_LAB = ("-m drivelab.jobs._supervisor", "-m drivelab.drive._watchdog")
+"""What the server may start that stopping the lab leaves running: a job's supervisor (the job goes on;
+``drivelab jobs`` covers it) and the drive's watchdog (the drive is flushed and detached after the server)."""
 SERVER_BASE_URL = "/"
 """The server's base URL (Jupyter's default ``ServerApp.base_url``), given to its kernels as ``$DRIVELAB_LAB_BASE_URL``."""
 
@@ -106,7 +109,9 @@ class LabServer:
         """Stop the server and its kernels, then flush and detach the drive.
 
         The server shuts its kernels down on SIGTERM; anything it started that
-        is still alive ``timeout`` seconds later is killed. While another
+        is still alive ``timeout`` seconds later is killed, but for what
+        outlives it by design (:data:`OUTLIVES_THE_LAB`: a job started from the
+        lab's panel, the drive's watchdog when the panel mounted the drive). While another
         command (a job) still uses the drive, it is flushed and left attached
         for it (``flush.detached`` is False). Safe to call twice.
         """
@@ -117,7 +122,7 @@ class LabServer:
         started = time.monotonic()
         process = self._process
         assert process is not None
-        family = _descendants(process.pid)
+        family = _lab_family(process.pid)
         if process.poll() is None:
             _signal(process.pid, signal.SIGTERM)
             try:
@@ -130,6 +135,23 @@ class LabServer:
         flush = drive.detach(self.workspace)
         self._stopped = LabStopped(process.returncode, flush, killed, time.monotonic() - started)
         return self._stopped
+
+
+def _lab_family(pid: int) -> list[Any]:
+    """The server's descendants, less those that outlive it by design (:data:`OUTLIVES_THE_LAB`) and theirs."""
+    family = _descendants(pid)
+    kept = [p for p in family if any(module in _command_line(p) for module in OUTLIVES_THE_LAB)]
+    left = {p.pid for p in [*kept, *_descendants_of(kept)]}
+    return [p for p in family if p.pid not in left]
+
+
+def _command_line(process: Any) -> str:
+    import psutil
+
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
 
 
 def _descendants(pid: int) -> list[Any]:
