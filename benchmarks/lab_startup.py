@@ -19,6 +19,7 @@ are temporary, so the user's set-up plays no part. One warm-up of each first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 TOKEN = "benchmark-token-" + os.urandom(8).hex()
@@ -54,7 +56,10 @@ def status_of(url: str) -> int:
         return 0
 
 
-def time_server(argv: list[str], env: dict[str, str], port: int, extension: bool, stop_signal: int) -> tuple[float, float | None]:
+@contextlib.contextmanager
+def serving(argv: list[str], env: dict[str, str], port: int, stop_signal: int) -> Iterator[tuple[float, float]]:
+    """Launch a server and wait for its first 200 from `/api/status` (with TOKEN); yields the launch's
+    `time.perf_counter()` and the seconds until that answer, and stops the server (``stop_signal``) after."""
     base = f"http://127.0.0.1:{port}/"
     started = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -63,13 +68,7 @@ def time_server(argv: list[str], env: dict[str, str], port: int, extension: bool
             if proc.poll() is not None:
                 raise SystemExit(f"server exited with {proc.returncode}: {' '.join(argv)}")
             time.sleep(0.02)
-        ready = time.perf_counter() - started
-        runtime = None
-        if extension:
-            if status_of(base + "drivelab/api/runtime") != 200:
-                raise SystemExit("/drivelab/api/runtime did not answer 200")
-            runtime = time.perf_counter() - started
-        return ready, runtime
+        yield started, time.perf_counter() - started
     finally:
         proc.send_signal(stop_signal)
         try:
@@ -77,6 +76,16 @@ def time_server(argv: list[str], env: dict[str, str], port: int, extension: bool
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def time_server(argv: list[str], env: dict[str, str], port: int, extension: bool, stop_signal: int) -> tuple[float, float | None]:
+    with serving(argv, env, port, stop_signal) as (started, ready):
+        runtime = None
+        if extension:
+            if status_of(f"http://127.0.0.1:{port}/drivelab/api/runtime") != 200:
+                raise SystemExit("/drivelab/api/runtime did not answer 200")
+            runtime = time.perf_counter() - started
+        return ready, runtime
 
 
 def time_kernel(kernel_dirs: list[str] | None) -> tuple[float, float]:
