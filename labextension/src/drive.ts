@@ -22,7 +22,7 @@ export class DrivePanel extends Panel {
   private readonly progress = h('div', { className: 'jp-drivelab-progress', 'data-drivelab': 'drive-progress', hidden: true });
   private readonly outcome = h('div', { className: 'jp-drivelab-outcome', 'data-drivelab': 'drive-outcome' });
   private readonly events = h('ol', { className: 'jp-drivelab-events', 'data-drivelab': 'drive-events' });
-  private readonly connect = h('a', { className: 'jp-mod-styled jp-drivelab-link', 'data-drivelab': 'drive-connect', target: '_blank', rel: 'noopener' }, 'Connect…');
+  private readonly connect = h('a', { className: 'jp-drivelab-link', 'data-drivelab': 'drive-connect', target: '_blank', rel: 'noopener' }, 'Connect…');
   private readonly mount = this.button('drive-mount', 'Mount');
   private readonly flush = this.button('drive-flush', 'Flush');
   private readonly unmount = this.button('drive-unmount', 'Unmount');

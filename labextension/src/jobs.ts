@@ -87,7 +87,15 @@ export class JobsPanel extends Panel {
     }
     const job = jobs.find(j => j.run === this.selected);
     this.stop.hidden = !job || !ACTIVE.includes(job.state);
-    fill(this.title_, job ? `${job.run}: ${job.state}` : this.selected ? `${this.selected}` : 'Select a job to follow its log.');
+    fill(
+      this.title_,
+      job
+        ? `${job.run}: ${job.state}` +
+            (job.restarts ? `, ${job.restarts} restart${job.restarts === 1 ? '' : 's'}` : '') +
+            (job.last_checkpoint ? `, last checkpoint ${job.last_checkpoint}` : '')
+        : this.selected ?? 'Select a job to follow its log.'
+    );
+    this.title_.title = job ? `started ${when(job.started)}${job.ended ? `, ended ${when(job.ended)}` : ''}` : '';
     if (this.selected && this.isVisible) {
       this.followLog();
     }
