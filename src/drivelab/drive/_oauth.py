@@ -24,11 +24,8 @@ options, and the secret values are written into the file by Python.
 
 from __future__ import annotations
 
-import configparser
 import datetime as _dt
-import io
 import json
-import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -37,11 +34,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from drivelab._atomic import write_text_atomic
 from drivelab._subprocess import redact
 from drivelab.drive._config import DrivePaths, RemoteEntry, load_settings, save_settings
 from drivelab.drive._rclone import Rclone, classify_failure, find_rclone
-from drivelab.drive._remotes import RemoteInfo, ensure_private_file, existing_remote_names, is_valid_name, list_check, parse_options, remote_info
+from drivelab.drive._remotes import (
+    RemoteInfo, create_remote, ensure_private_file, existing_remote_names, is_valid_name, list_check, parse_options, put_section, read_sections,
+    remote_info, split_secrets, update_section,
+)
 from drivelab.drive._status import is_attached
 from drivelab.errors import DriveError, SignInError
 from drivelab.workspace import Workspace
@@ -313,22 +312,23 @@ def finish_sign_in(ws: Workspace, sign_in: SignIn, answer: str, *, root: str = "
     trial = conf.with_name(f".{conf.name}.sign-in-{secrets.token_hex(6)}")
     try:
         ensure_private_file(trial)
-        args = ["config", "create", sign_in.name, provider.backend, *[f"{k}={v}" for k, v in sign_in._options.items()], "--non-interactive", "--obscure"]
-        made = rclone.run(args, config=trial, timeout=60, secrets=secret_values)
+        # The token and the client secret are written into the file below; any other secret option goes as connect's do.
+        plain, hidden = split_secrets(rclone, provider.backend, sign_in._options)
+        made = create_remote(rclone, trial, sign_in.name, provider.backend, plain, hidden, obscure=True, timeout=60)
         if made.returncode != 0:
-            raise classify_failure(made.stderr, what=f"rclone rejected the settings of {sign_in.name!r}", secrets=secret_values)
+            raise classify_failure(made.stderr, what=f"rclone rejected the settings of {sign_in.name!r}", secrets=[*secret_values, *hidden.values()])
         values = {"token": _rclone_token(token)}
         if not sign_in.shared_client and sign_in._client_secret:
             values["client_secret"] = sign_in._client_secret
-        _update_section(trial, sign_in.name, values)
+        update_section(trial, sign_in.name, values)
         if check is True:
             list_check(rclone, trial, entry.spec, secrets=secret_values)
         elif callable(check):
             check(trial, entry.spec)
-        section = _read_sections(trial).get(sign_in.name)
+        section = read_sections(trial).get(sign_in.name)
         if section is None:
             raise SignInError(f"rclone did not keep the remote {sign_in.name!r}", hint="run the command again with --debug")
-        _put_section(conf, sign_in.name, section)
+        put_section(conf, sign_in.name, section)
     except SignInError:
         raise
     except DriveError as exc:
@@ -486,43 +486,3 @@ def _rclone_token(token: Mapping[str, Any]) -> str:
         "expiry": expiry,
     }
     return json.dumps(data, separators=(",", ":"))
-
-
-# --- rclone.conf, edited without rclone -------------------------------------------------------
-
-
-def _parser() -> configparser.ConfigParser:
-    # As rclone writes it: "key = value", keys case-sensitive, '%' literal, no [DEFAULT] magic.
-    parser = configparser.ConfigParser(interpolation=None, delimiters=("=",), strict=False, default_section="\0no-default")
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    return parser
-
-
-def _read_sections(conf: Path) -> dict[str, dict[str, str]]:
-    parser = _parser()
-    parser.read_string(conf.read_text(encoding="utf-8") if conf.exists() else "", source=str(conf))
-    return {name: dict(parser.items(name)) for name in parser.sections()}
-
-
-def _write_sections(conf: Path, sections: Mapping[str, Mapping[str, str]]) -> None:
-    parser = _parser()
-    for name, values in sections.items():
-        parser[name] = dict(values)
-    text = io.StringIO()
-    parser.write(text)
-    write_text_atomic(conf, text.getvalue(), private=True)
-    os.chmod(conf, 0o600)
-
-
-def _update_section(conf: Path, name: str, values: Mapping[str, str]) -> None:
-    """Set ``values`` in section ``name`` of ``conf`` (atomically, mode 0600): secrets never pass through rclone's argv."""
-    sections = _read_sections(conf)
-    sections.setdefault(name, {}).update(values)
-    _write_sections(conf, sections)
-
-
-def _put_section(conf: Path, name: str, values: Mapping[str, str]) -> None:
-    """Make section ``name`` of ``conf`` exactly ``values``, keeping every other section as it is."""
-    sections = _read_sections(conf)
-    sections[name] = dict(values)
-    _write_sections(conf, sections)

