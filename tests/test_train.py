@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from drivelab.data import get_mnist
-from drivelab.errors import CheckpointError, DataError, RecipeError, TrainError, TrainOptionError
+from drivelab.errors import CheckpointError, DataError, RecipeError, RunSettingsError, TrainError, TrainOptionError
 from drivelab.train import (
     CheckpointSkipped,
     EpochEnd,
@@ -118,9 +118,12 @@ def test_damaged_checkpoint_is_skipped_never_loaded(dataset_root, tmp_path, dama
 def test_resume_refuses_a_run_with_other_settings(dataset_root, tmp_path):
     run = tmp_path / "run"
     train(_config(dataset_root, run, epochs=1))
-    with pytest.raises(CheckpointError) as info:
+    with pytest.raises(RunSettingsError) as info:
         train(_config(dataset_root, run, epochs=1, batch_size=64))
-    assert "batch_size" in str(info.value) and info.value.hint
+    error = info.value
+    assert isinstance(error, CheckpointError) and error.exit_code == 2  # a usage error: `drivelab run` does not retry it
+    assert "batch_size: the run holds None, asked 64" in str(error) and error.differing == {"batch_size": (None, 64)}
+    assert "another --run name" in error.hint
 
 
 def test_no_resume_starts_over(dataset_root, tmp_path):

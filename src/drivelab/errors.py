@@ -3,7 +3,9 @@
 Every failure a user can cause is raised as a subclass of :class:`DrivelabError`
 carrying what failed, the values involved, and a ``hint`` saying what to do.
 Foreign errors (HTTP, OS, torch) are translated at the boundary with
-``raise ... from exc``; only the CLI's top level turns these into exit codes.
+``raise ... from exc``; only the CLI's top level turns these into exit codes:
+2 for a usage error (a name or option value the user got wrong, as click's own
+usage errors), 1 for the rest.
 
     DrivelabError
     ├── WorkspaceError          no workspace, or a path that cannot be one
@@ -13,9 +15,10 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     │   │   └── SignInError     signing in to an OAuth drive failed (denied, expired code, wrong address pasted)
     │   ├── MountError          the drive could not be attached at drive/ (mount point, FUSE)
     │   ├── FlushError          pending uploads did not land in time
-    │   └── DriveInUseError     not detached: another command (the lab, a job) uses the drive
+    │   ├── DriveInUseError     not detached: another command (the lab, a job) uses the drive
+    │   └── DriveOptionError    an unknown remote type, drive mode or cache mode (a usage error, exit code 2)
     ├── DataError
-    │   ├── UnknownDatasetError
+    │   ├── UnknownDatasetError  a dataset name drivelab does not know (a usage error, exit code 2)
     │   ├── ChecksumError       a downloaded file does not match its MD5
     │   ├── DownloadError       every mirror failed (lists each attempt)
     │   ├── MirrorError         a mirror that is not a usable URL (a usage error, exit code 2)
@@ -23,9 +26,12 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     ├── TrainError
     │   ├── RecipeError         unknown recipe or bad training option
     │   │   └── TrainOptionError  a training option with a value it cannot take (a usage error, exit code 2)
-    │   └── CheckpointError     a checkpoint that cannot be read or written
+    │   ├── CheckpointError     a checkpoint that cannot be read or written
+    │   │   └── RunSettingsError  a rerun with other settings than the run it resumes (a usage error, exit code 2)
+    │   └── DiskFullError       a file of the run cannot be written: no space left (exit code 74, never restarted)
     ├── SetupError              the PyTorch runtime could not be planned, installed or verified
     │   ├── PlanError           no PyTorch build fits, or an override that cannot work
+    │   │   └── UnknownBackendError  a PyTorch build name (--backend, $DRIVELAB_TORCH_BACKEND) it does not know (a usage error, exit code 2)
     │   ├── InstallError        the installer (pip or uv) failed
     │   └── TorchMissingError   PyTorch is not installed, and something needs it
     ├── JobError                a script run as a job failed, or cannot be run
@@ -38,14 +44,23 @@ Foreign errors (HTTP, OS, torch) are translated at the boundary with
     └── LabError                the lab could not start or stop cleanly
         └── ColabError          a Colab call cannot be served here, or /content cannot be made
             └── SecretError     a workspace secret that cannot be stored, found or read
-                └── SecretNotFoundError  no secret of that name in the workspace
+                ├── SecretNameError      not a usable secret name (a usage error, exit code 2)
+                └── SecretNotFoundError  no secret of that name in the workspace (a usage error, exit code 2)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+NO_RETRY_EXIT_CODE = 74
+"""The exit code of a failure that a restart cannot fix (a full disk): ``drivelab run`` does not restart it.
+
+sysexits.h's ``EX_IOERR`` ("an error occurred while doing I/O on some file"); exit code 2 (a usage error)
+is the other code never restarted."""
+
 __all__ = [
+    "NO_RETRY_EXIT_CODE",
     "DrivelabError",
     "WorkspaceError",
     "DriveError",
@@ -55,6 +70,7 @@ __all__ = [
     "MountError",
     "FlushError",
     "DriveInUseError",
+    "DriveOptionError",
     "DataError",
     "StageError",
     "UnknownDatasetError",
@@ -65,6 +81,8 @@ __all__ = [
     "RecipeError",
     "TrainOptionError",
     "CheckpointError",
+    "RunSettingsError",
+    "DiskFullError",
     "JobError",
     "JobFailedError",
     "JobUsageError",
@@ -74,11 +92,13 @@ __all__ = [
     "SlurmError",
     "SetupError",
     "PlanError",
+    "UnknownBackendError",
     "InstallError",
     "TorchMissingError",
     "LabError",
     "ColabError",
     "SecretError",
+    "SecretNameError",
     "SecretNotFoundError",
 ]
 
@@ -139,12 +159,20 @@ class DriveInUseError(DriveError):
         self.users = users
 
 
+class DriveOptionError(DriveError):
+    """An unknown remote type, drive mode, cache mode or choice for local files: a usage error, raised before anything is done."""
+
+    exit_code = 2
+
+
 class DataError(DrivelabError):
     """A dataset could not be fetched, verified or read."""
 
 
 class UnknownDatasetError(DataError):
-    """The dataset name is not one drivelab knows."""
+    """The dataset name is not one drivelab knows. A usage error."""
+
+    exit_code = 2
 
 
 class ChecksumError(DataError):
@@ -214,6 +242,39 @@ class CheckpointError(TrainError):
     """A checkpoint could not be written or read."""
 
 
+class RunSettingsError(CheckpointError):
+    """The run folder holds a run with other settings than those asked: it cannot be resumed with them.
+
+    ``differing`` maps each setting that differs to ``(held, asked)``. A usage error (exit code 2): the
+    command line must change (the same settings, or another run name), so ``drivelab run`` never restarts it.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, differing: dict[str, tuple[Any, Any]], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.differing = differing
+
+
+class DiskFullError(TrainError):
+    """A file of a run (checkpoint, metrics, curves, final weights) cannot be written: its disk or quota is full.
+
+    ``path`` is the file, ``free`` the bytes left where it goes (``None`` if unknown). Nothing half-written
+    is left behind. Exit code :data:`NO_RETRY_EXIT_CODE`: a restart would fail the same way, so ``drivelab
+    run`` does not restart it.
+    """
+
+    exit_code = NO_RETRY_EXIT_CODE
+
+    def __init__(self, path: Path, free: int | None, *, hint: str | None = None) -> None:
+        from drivelab._units import format_bytes
+
+        left = f"{format_bytes(free)} free" if free is not None else "free space unknown"
+        super().__init__(f"cannot write {path}: no space left on device ({left})", hint=hint)
+        self.path = path
+        self.free = free
+
+
 class JobError(DrivelabError):
     """A script run as a job exited with an error."""
 
@@ -268,6 +329,12 @@ class PlanError(SetupError):
     """No PyTorch build fits this machine, or an override asks for one that cannot work."""
 
 
+class UnknownBackendError(PlanError):
+    """A PyTorch build name (``--backend``, ``$DRIVELAB_TORCH_BACKEND``, ``--torch``'s local part) drivelab does not know. A usage error."""
+
+    exit_code = 2
+
+
 class InstallError(SetupError):
     """The installer (pip or uv) failed; the message names its log."""
 
@@ -305,5 +372,13 @@ class SecretError(ColabError):
     """
 
 
+class SecretNameError(SecretError):
+    """A name that cannot name a secret (or an environment variable to read one from). A usage error."""
+
+    exit_code = 2
+
+
 class SecretNotFoundError(SecretError):
-    """No secret of that name in the workspace."""
+    """No secret of that name in the workspace. A usage error."""
+
+    exit_code = 2

@@ -3,7 +3,10 @@
 A ``.py`` script runs as ``python SCRIPT ARGS``, or under torchrun
 (``python -m torch.distributed.run``) when several processes are asked for; a
 ``.ipynb`` notebook runs headlessly under papermill, its output notebook
-(every cell's outputs) saved in the run folder as it goes.
+(every cell's outputs) saved in the run folder as it goes. papermill is run
+through :func:`run_papermill` (``python -m drivelab.jobs._spec``), so that a
+cell that raises ends the attempt with a short summary (the cell, its first
+line, the exception, the executed copy) rather than papermill's and click's stack.
 
 Several machines (``nnodes`` above 1) form their group through torchrun's
 c10d rendezvous at ``rdzv_endpoint``, under the id ``rdzv_id`` (by default
@@ -284,7 +287,7 @@ class JobSpec:
             # on the forms' lines of a copy in the run folder, which papermill then runs.
             bound = run_dir / f".bound-{self.script.name}"
             formed = bind_form_parameters(self.script, self.parameters, bound)
-            argv = [self.python, "-m", "papermill", str(bound if formed else self.script), str(self.output_notebook(run_dir))]
+            argv = [self.python, "-m", "drivelab.jobs._spec", str(bound if formed else self.script), str(self.output_notebook(run_dir))]
             for name, value in [] if formed else self.parameters:
                 argv += ["-p", name, value]
             if not _has_kernelspec(self.script):
@@ -330,3 +333,35 @@ def _has_kernelspec(notebook: Path) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return bool(isinstance(meta, dict) and isinstance(meta.get("kernelspec"), dict) and meta["kernelspec"].get("name"))
+
+
+def _cell_failure(error, output: str) -> str:
+    """A papermill ``PapermillExecutionError`` in three lines: the cell (its number in the executed copy, its
+    first line), the executed copy, the exception last (where a failure's line is looked for)."""
+    first = next((line for line in error.source.splitlines() if line.strip()), "")
+    exception = f"{error.ename}: {error.evalue}" if error.evalue else error.ename
+    return f"notebook failed in cell {error.cell_index + 1}: {first}\nexecuted copy: {output}\n{exception}"
+
+
+def run_papermill(argv: list[str]) -> int:
+    """``python -m drivelab.jobs._spec`` + papermill's arguments: papermill, a failing cell told in three lines.
+
+    Exit code 1 for a cell that raised (the supervisor restarts it once: the same failure twice stops it),
+    papermill's own otherwise.
+    """
+    from papermill.cli import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.main(args=argv, prog_name="papermill", standalone_mode=False)
+    except PapermillExecutionError as error:
+        output = argv[1] if len(argv) > 1 else "(standard output)"
+        print(_cell_failure(error, output), file=sys.stderr, flush=True)
+        return 1
+    except SystemExit as exit:
+        return exit.code if isinstance(exit.code, int) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_papermill(sys.argv[1:]))

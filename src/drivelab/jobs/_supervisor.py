@@ -14,8 +14,13 @@ process of its own started in a new session (``--detach``, see
 - restarts a command that fails or is killed, after ``backoff`` seconds
   (0.1 by default), four times longer for each further restart in a row, until ``restarts`` restarts in a row made no
   progress; progress is a newer complete checkpoint in the run folder, so a job
-  that resumes from its checkpoints may be killed any number of times; a
-  command that exits with code 2 (a usage error) is never restarted;
+  that resumes from its checkpoints may be killed any number of times;
+- never restarts a failure that a restart cannot fix (see :func:`_not_restarted`):
+  exit code 2 (a usage error), exit code 74 (:data:`NO_RETRY_EXIT_CODE`: the
+  command says so, as drivelab's training code does for a full disk), output
+  ending with "No space left on device", and the same failure twice in a row
+  without a new checkpoint between (the same exit code and last lines; an
+  attempt killed by a signal never counts);
 - keeps each attempt's last lines, for the report of a job that failed;
 - uses the drive for the job's life (a lab stopped meanwhile leaves it
   attached), flushes it when the job ends, and only then records it as ended.
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -48,7 +54,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivelab.errors import DrivelabError, JobError
+from drivelab.errors import NO_RETRY_EXIT_CODE, DrivelabError, JobError
 from drivelab.jobs._spec import NODE_NAME_VARIABLE, JobSpec, merge_environment
 from drivelab.jobs._status import USAGE_EXIT_CODE, Attempt, JobStatus, OutputTail, job_lock, log_path, now_iso, write_status
 from drivelab.jobs._torchrun import GROUP_NOT_FORMED_EXIT_CODE, parse_group_line, parse_not_formed_line
@@ -62,6 +68,9 @@ BACKOFF_GROWTH = 4
 """The wait before a restart grows this many times for each further restart in a row without progress."""
 _TAIL_LINES = 12
 """Output lines of each attempt kept for the failure report."""
+_SAME_LINES = 3
+"""Last non-blank output lines two failed attempts must share to be the same failure."""
+_DISK_FULL = re.compile(r"no space left on device|disk quota exceeded|\[errno (28|122)\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,34 @@ def describe_exit(code: int | None) -> str:
         # a shell or torchrun reporting a signal the usual way
         return f"exit code {code} ({signal.Signals(code - 128).name})"
     return f"exit code {code}"
+
+
+def _last_lines(lines: list[str]) -> list[str]:
+    return [line.rstrip() for line in lines if line.strip()][-_SAME_LINES:]
+
+
+def _failure_line(lines: list[str]) -> str:
+    """What an attempt's output says went wrong: its last line that is not a hint (an exception's, an error's)."""
+    said = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith(("hint:", "[drivelab]"))]
+    return said[-1][:200] if said else "(no output)"
+
+
+def _not_restarted(code: int, lines: list[str], previous: tuple[int | None, list[str]] | None) -> str | None:
+    """Why an attempt that failed with ``code`` and ended with ``lines`` must not be restarted; ``None``: it may be.
+
+    ``previous`` is the exit code and last lines of the failed attempt just before it, when no new
+    checkpoint came between the two.
+    """
+    if code == USAGE_EXIT_CODE:
+        return "a usage error: its command line is wrong"
+    if code == NO_RETRY_EXIT_CODE:
+        return f"the command says a restart cannot fix it: {_failure_line(lines)}"
+    if any(_DISK_FULL.search(line) for line in lines[-_TAIL_LINES:]):
+        return f"no space left on device: {_failure_line(lines)}"
+    if code > 0 and code <= 128 and previous is not None and previous == (code, _last_lines(lines)):
+        # a signal (a kill from outside, the OOM killer) says nothing about the job: never the same failure
+        return f"the same failure twice in a row without a new checkpoint: {_failure_line(lines)}"
+    return None
 
 
 def _checkpoint_epoch(run_dir: Path) -> tuple[int, str] | None:
@@ -115,9 +152,21 @@ class _Supervisor:
     # --- output -------------------------------------------------------------------------
 
     def _write_log(self, text: str) -> None:
-        if self.log is not None:
-            self.log.write(text.encode("utf-8", "replace") + b"\n")
+        self._log_bytes(text.encode("utf-8", "replace") + b"\n")
+
+    def _log_bytes(self, data: bytes) -> None:
+        """Append to the log; a log that cannot be written (a full disk) is given up, not the job."""
+        if self.log is None:
+            return
+        try:
+            self.log.write(data)
             self.log.flush()
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self.log.close()
+            self.log = None
+            if self.on_event:
+                self.on_event(JobEvent("log", f"the log is not written any more: {exc.strerror or exc}"))
 
     def event(self, kind: str, message: str) -> None:
         self._write_log(f"[drivelab] {message}")
@@ -200,9 +249,7 @@ class _Supervisor:
             self.tail.append(line)
             if self.spec.rendezvous == "c10d":
                 self._watch_group(line, status)
-            if self.log is not None:
-                self.log.write(raw if raw.endswith(b"\n") else raw + b"\n")
-                self.log.flush()
+            self._log_bytes(raw if raw.endswith(b"\n") else raw + b"\n")
             if self.on_line:
                 self.on_line(line)
         code = self.proc.wait()
@@ -291,6 +338,7 @@ class _Supervisor:
         spec = self.spec
         in_a_row = 0  # restarts since the job last made progress
         restart = 0
+        previous: tuple[int | None, list[str]] | None = None  # the last failure's exit code and lines, since the last checkpoint
         while True:
             before = _checkpoint_epoch(self.run_dir)
             attempt = Attempt(number=restart, started=now_iso())
@@ -325,13 +373,16 @@ class _Supervisor:
                 status.summary = f"failed: {self.not_formed}; not restarted"
                 status.failure_tail = self._failure_tail(status.attempts[-1:])
                 return
-            if code == USAGE_EXIT_CODE:
-                status.state = "failed"
-                status.summary = f"failed with {describe_exit(code)} (a usage error: its command line is wrong) after {attempt.seconds:.1f} s; not restarted"
-                status.failure_tail = self._failure_tail(status.attempts[-1:])
-                return
             if attempt.progressed:
-                in_a_row = 0
+                in_a_row, previous = 0, None
+            why = _not_restarted(code, self.tails[attempt.number], previous)
+            if why is not None:
+                twice = previous is not None and why.startswith("the same failure")
+                status.state = "failed"
+                status.summary = f"failed with {describe_exit(code)} ({why}) after {attempt.seconds:.1f} s; not restarted" + (" again" if twice else "")
+                status.failure_tail = self._failure_tail(status.attempts[-2:] if twice else status.attempts[-1:])
+                return
+            previous = (code, _last_lines(self.tails[attempt.number]))
             if in_a_row >= spec.restarts:
                 status.state = "failed"
                 status.summary = self._give_up_summary(status, in_a_row)

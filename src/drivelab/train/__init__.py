@@ -30,14 +30,14 @@ from drivelab.errors import TorchMissingError
 from drivelab.train._config import RECIPE_NAMES
 
 _EXPORTS = {
-    "_checkpoint": ["load_agreed_checkpoint", "load_checkpoint", "load_latest_checkpoint"],
+    "_checkpoint": ["load_agreed_checkpoint", "load_checkpoint", "load_latest_checkpoint", "save_checkpoint", "save_model"],
     "_device": ["pick_device"],
     "_distributed": ["World", "join_world"],
-    "_files": ["latest_complete_checkpoint", "list_checkpoints"],
+    "_files": ["latest_complete_checkpoint", "list_checkpoints", "write_run_file"],
     "_config": ["TrainConfig", "check_run_name"],
     "_events": ["BatchProgress", "CheckpointSkipped", "EpochEnd", "RunStarted", "TrainEvent", "TrainResult"],
     "_loop": ["train"],
-    "_metrics": ["EpochMetrics", "curves_figure", "plot_curves", "read_metrics"],
+    "_metrics": ["EpochMetrics", "curves_figure", "plot_curves", "read_metrics", "write_metrics"],
     "_mnist": ["MnistTensors", "load_mnist"],
     "_models": ["FastNet", "ReferenceNet"],
     "_recipes": ["RECIPES", "Recipe", "get_recipe"],
@@ -60,14 +60,14 @@ def recipe_names() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from drivelab.train._checkpoint import load_agreed_checkpoint, load_checkpoint, load_latest_checkpoint
+    from drivelab.train._checkpoint import load_agreed_checkpoint, load_checkpoint, load_latest_checkpoint, save_checkpoint, save_model
     from drivelab.train._config import TrainConfig, check_run_name
     from drivelab.train._device import pick_device
     from drivelab.train._distributed import World, join_world
     from drivelab.train._events import BatchProgress, CheckpointSkipped, EpochEnd, RunStarted, TrainEvent, TrainResult
-    from drivelab.train._files import latest_complete_checkpoint, list_checkpoints
+    from drivelab.train._files import latest_complete_checkpoint, list_checkpoints, write_run_file
     from drivelab.train._loop import train
-    from drivelab.train._metrics import EpochMetrics, curves_figure, plot_curves, read_metrics
+    from drivelab.train._metrics import EpochMetrics, curves_figure, plot_curves, read_metrics, write_metrics
     from drivelab.train._mnist import MnistTensors, load_mnist
     from drivelab.train._models import FastNet, ReferenceNet
     from drivelab.train._recipes import RECIPES, Recipe, get_recipe

@@ -26,15 +26,15 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from drivelab._atomic import write_bytes_atomic, write_text_atomic
-from drivelab.errors import CheckpointError
+from drivelab.errors import CheckpointError, DiskFullError, TrainError
 from drivelab.train._distributed import World
-from drivelab.train._files import checkpoint_path, list_checkpoints
+from drivelab.train._files import checkpoint_path, list_checkpoints, write_run_file
 from drivelab.train._files import digest_path as _digest_path
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "save_checkpoint",
+    "save_model",
     "load_checkpoint",
     "load_latest_checkpoint",
     "load_agreed_checkpoint",
@@ -60,20 +60,33 @@ class LoadedCheckpoint:
     drive not showing that file (with that digest) within the wait."""
 
 
-def save_checkpoint(run_dir: Path, epoch: int, state: dict[str, Any], *, keep: int = 2) -> Path:
-    """Write the checkpoint of ``epoch`` durably, then drop all but the newest ``keep``."""
+def _torch_bytes(obj: Any) -> bytes:
     buffer = io.BytesIO()
-    torch.save({"format": CHECKPOINT_FORMAT, "epoch": epoch, **state}, buffer)
-    data = buffer.getvalue()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def save_model(path: Path, state_dict: dict[str, Any]) -> None:
+    """Write the final weights (a ``torch.save`` file) atomically; a full disk is :class:`DiskFullError`."""
+    write_run_file(path, _torch_bytes(state_dict))
+
+
+def save_checkpoint(run_dir: Path, epoch: int, state: dict[str, Any], *, keep: int = 2) -> Path:
+    """Write the checkpoint of ``epoch`` durably, then drop all but the newest ``keep``.
+
+    A full disk raises :class:`DiskFullError`; any other failure to write it :class:`CheckpointError`.
+    """
+    data = _torch_bytes({"format": CHECKPOINT_FORMAT, "epoch": epoch, **state})
     path = checkpoint_path(run_dir, epoch)
     try:
-        write_bytes_atomic(path, data)
-        write_text_atomic(_digest_path(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
-    except OSError as exc:
-        raise CheckpointError(
-            f"cannot write checkpoint {path}: {exc.strerror or exc}",
-            hint="check free space and that the drive is attached and writable",
-        ) from exc
+        write_run_file(path, data)
+        write_run_file(_digest_path(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n".encode())
+    except DiskFullError:
+        path.unlink(missing_ok=True)  # no digest: never trusted, and its room is needed
+        raise
+    except TrainError as exc:
+        path.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write checkpoint {str(exc).removeprefix('cannot write ')}", hint=exc.hint) from exc.__cause__
     for _, old in list_checkpoints(run_dir)[keep:]:
         for stale in (_digest_path(old), old):
             stale.unlink(missing_ok=True)

@@ -39,9 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from drivelab._atomic import atomic_write
-from drivelab.errors import CheckpointError, TrainError
-from drivelab.train._checkpoint import load_agreed_checkpoint, save_checkpoint
+from drivelab.errors import CheckpointError, RunSettingsError, TrainError
+from drivelab.train._checkpoint import load_agreed_checkpoint, save_checkpoint, save_model
 from drivelab.train._config import TrainConfig
 from drivelab.train._distributed import World, join_world
 from drivelab.train._events import BatchProgress, CheckpointSkipped, EpochEnd, RunStarted, TrainEvent, TrainResult
@@ -324,6 +323,22 @@ class _Run:
             ) from exc
 
 
+def _check_same_settings(run_dir: Path, held: dict, asked: dict) -> None:
+    """Raise :class:`RunSettingsError` naming each setting whose value differs, both values, and what to do."""
+    differing = {k: (held.get(k), asked.get(k)) for k in sorted(held.keys() | asked.keys()) if held.get(k) != asked.get(k)}
+    if not differing:
+        return
+    values = "; ".join(f"{k}: the run holds {h}, asked {a}" for k, (h, a) in differing.items())
+    # A setting the run holds as None is the recipe's default: the option is left out to get it again.
+    same = " ".join(f"--{k.replace('_', '-')} {h}" for k, (h, _) in differing.items() if h is not None)
+    raise RunSettingsError(
+        f"{run_dir} holds a run with other settings: {values}",
+        differing=differing,
+        hint=f"rerun with the run's settings ({same or 'leave out the options that differ'}) to resume it, "
+        "or use another --run name (or --no-resume to start this one over)",
+    )
+
+
 def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = None) -> TrainResult:
     """Train ``config.recipe`` on MNIST into ``config.run_dir``; see the module doc.
 
@@ -364,13 +379,7 @@ def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = N
             if report:
                 report(CheckpointSkipped(path, reason))
         if loaded.state is not None:
-            saved = loaded.state.get("config", {})
-            if saved != config.identity():
-                differing = sorted(k for k in saved.keys() | config.identity().keys() if saved.get(k) != config.identity().get(k))
-                raise CheckpointError(
-                    f"{run_dir} holds a run with other settings ({', '.join(differing)})",
-                    hint="rerun with the same settings to resume, or use another --run name",
-                )
+            _check_same_settings(run_dir, loaded.state.get("config", {}), config.identity())
             run.restore(loaded.state)
             start_epoch, elapsed, checkpoint, sent_to = int(loaded.state["epoch"]), float(loaded.state["elapsed"]), loaded.path, loaded.sent_to
             saved_history = loaded.state.get("history")
@@ -418,7 +427,6 @@ def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = N
     if main:
         if result.history and not (run_dir / "curves.png").exists():
             plot_curves(run_dir / "curves.png", result.history, title=f"MNIST, recipe {recipe.name}")
-        with atomic_write(run_dir / "model.pt") as fh:
-            torch.save(run.eval_model.state_dict(), fh)
+        save_model(run_dir / "model.pt", run.eval_model.state_dict())
     world.barrier()
     return result

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from drivelab._atomic import atomic_write, write_text_atomic
+from drivelab.train._files import write_run_file
 
 __all__ = ["EpochMetrics", "TARGET_ACCURACY", "read_metrics", "write_metrics", "curves_figure", "plot_curves"]
 
@@ -47,7 +48,7 @@ def read_metrics(path: Path) -> list[EpochMetrics]:
 
 def write_metrics(path: Path, history: list[EpochMetrics]) -> None:
     """Rewrite ``metrics.jsonl`` whole and atomically (it is a few lines)."""
-    write_text_atomic(path, "".join(json.dumps(m.to_dict()) + "\n" for m in history))
+    write_run_file(path, "".join(json.dumps(m.to_dict()) + "\n" for m in history).encode("utf-8"))
 
 
 TARGET_ACCURACY = 99.0
@@ -85,6 +86,6 @@ def curves_figure(history: list[EpochMetrics], title: str = ""):
 
 def plot_curves(path: Path, history: list[EpochMetrics], title: str = "") -> None:
     """:func:`curves_figure`, written to ``path`` as a PNG (atomically)."""
-    fig = curves_figure(history, title)
-    with atomic_write(path) as fh:
-        fig.savefig(fh, format="png")
+    buffer = io.BytesIO()
+    curves_figure(history, title).savefig(buffer, format="png")
+    write_run_file(path, buffer.getvalue())
