@@ -70,12 +70,14 @@ _TAIL_LINES = 12
 """Output lines of each attempt kept for the failure report."""
 _SAME_LINES = 3
 """Last non-blank output lines two failed attempts must share to be the same failure."""
+DETACH_TIMEOUT = 60.0
+"""Seconds detaching a drive the job attached may take once it ended (uploads not landed by then stay in the cache)."""
 _DISK_FULL = re.compile(r"no space left on device|disk quota exceeded|\[errno (28|122)\]", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class JobEvent:
-    """Something the supervisor did: ``started``, ``exited``, ``restarting``, ``stopping``, ``flushed``, ``ended``."""
+    """Something the supervisor did: ``attached``, ``started``, ``exited``, ``restarting``, ``stopping``, ``flushed``, ``ended``, ``detached``."""
 
     kind: str
     message: str
@@ -279,11 +281,37 @@ class _Supervisor:
         from drivelab import drive
 
         # Registered as a user of the drive for the job's life: a lab stopped meanwhile leaves it attached.
-        drive.attach(ws, user=f"job {spec.run}")
+        # A remote drive this job attached is detached again once the job has ended, as the lab does;
+        # one attached before (by `drivelab drive mount`, the lab) is left as it was found.
+        attached_here = drive.status(ws).mode != "local" and not drive.is_attached(ws)
+        state = drive.attach(ws, user=f"job {spec.run}")
+        if attached_here and self.on_event:
+            self.on_event(JobEvent("attached", f"drive attached for the job: {state.spec or state.remote}"))
         try:
             return self._run()
         finally:
-            drive.release(ws)
+            if attached_here:
+                self._detach_drive()
+            else:
+                drive.release(ws)
+
+    def _detach_drive(self) -> None:
+        """Detach the drive this job attached (flushed already), unless another command uses it now."""
+        from drivelab import drive
+
+        try:
+            result = drive.detach(self.ws, timeout=DETACH_TIMEOUT)
+        except DrivelabError as exc:
+            message = f"the drive stays attached: {exc.message}"
+        else:
+            if not result.detached:
+                message = "the drive stays attached: " + ", ".join(str(u.get("what", "?")) for u in result.users) + " still use it"
+            elif result.pending:
+                message = f"drive detached with {result.pending} upload(s) pending (kept in .drivelab/drive/cache; they land at the next mount)"
+            else:
+                message = "drive detached (attached for the job)"
+        if self.on_event:
+            self.on_event(JobEvent("detached", message))
 
     def _run(self) -> JobStatus:
         spec, ws = self.spec, self.ws
