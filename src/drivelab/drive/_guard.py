@@ -6,15 +6,21 @@ would be hidden by the next mount, and would stop that mount (rclone refuses a
 folder that is not empty). So, before rclone first mounts on it, that folder
 is made immutable (``FS_IMMUTABLE_FL``, what ``chattr +i`` sets: it needs root
 and a filesystem that keeps the flag -- ext4, xfs, btrfs, tmpfs), and the
-flag is cleared once the remote is detached.
+flag is cleared once the remote is detached. When the remote is mounted over
+local files (``--allow-non-empty``), every folder and file beneath ``drive/``
+gets the flag too (not symbolic links, nor what another filesystem mounted
+below holds): a write into an existing sub-folder, or to a local file, fails
+as one into ``drive/`` does. ``drive/`` itself is flagged first and cleared
+last, so a flag left below is always cleared with it.
 
 What a writer sees while the mount is down (a few hundred milliseconds to a
 few seconds): "Transport endpoint is not connected" (ENOTCONN) until the dead
 mount is unmounted, then "Operation not permitted" (EPERM) for a new file or
-folder directly in ``drive/`` and "No such file or directory" (ENOENT) for
-one in a sub-folder such as ``drive/runs/``, until the remount; a file held
-open across the loss fails on its next write or on close. Nothing written
-during the gap lands anywhere: the writer always gets an error.
+folder directly in ``drive/`` or in a local sub-folder it mounts over, and
+"No such file or directory" (ENOENT) for one in a sub-folder that only the
+remote has, such as ``drive/runs/``, until the remount; a file held open
+across the loss fails on its next write or on close. Nothing written during
+the gap lands anywhere: the writer always gets an error.
 
 Where the flag cannot be set there is no protection. Taking away the write
 permission instead (``chmod a-w``) does not help: root ignores it, and
@@ -33,6 +39,7 @@ import fcntl
 import os
 import struct
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +74,34 @@ def _open_dir(folder: Path) -> int:
     return os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
 
 
+def _beneath(folder: Path) -> Iterator[Path]:
+    """The folders and plain files below ``folder`` on its own filesystem, deepest first (no symbolic links)."""
+    with contextlib.suppress(OSError):
+        device = folder.stat().st_dev
+        with os.scandir(folder) as entries:
+            for entry in list(entries):
+                with contextlib.suppress(OSError):
+                    if entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_dev == device:
+                        yield from _beneath(Path(entry.path))
+                        yield Path(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        yield Path(entry.path)
+
+
+def _set_below(folder: Path, on: bool) -> None:
+    """Set (or clear) the flag on everything :func:`_beneath` ``folder``; one that cannot take it is passed over."""
+    for path in _beneath(folder):
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            try:
+                flags = _flags(fd)
+                _flags(fd, flags | FS_IMMUTABLE_FL if on else flags & ~FS_IMMUTABLE_FL)
+            finally:
+                os.close(fd)
+
+
 def protect(folder: Path) -> Guard:
-    """Make ``folder`` (not mounted on) refuse new entries; says which protection is in force."""
+    """Make ``folder`` (not mounted on) and all beneath it refuse writes; says which protection is in force."""
     if not sys.platform.startswith("linux"):
         return Guard("none", f"the immutable flag is not used on {sys.platform}")
     try:
@@ -78,6 +111,7 @@ def protect(folder: Path) -> Guard:
     try:
         _flags(fd, _flags(fd) | FS_IMMUTABLE_FL)
         if _flags(fd) & FS_IMMUTABLE_FL:
+            _set_below(folder, True)
             return Guard("immutable")
         return Guard("none", "the filesystem did not keep the immutable flag")
     except OSError as exc:
@@ -91,7 +125,7 @@ def protect(folder: Path) -> Guard:
 
 
 def release(folder: Path) -> bool:
-    """Clear the flag :func:`protect` set on ``folder`` (not mounted on); True if it was set."""
+    """Clear the flags :func:`protect` set on ``folder`` (not mounted on) and beneath it; True if it was set."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -102,6 +136,7 @@ def release(folder: Path) -> bool:
         flags = _flags(fd)
         if not flags & FS_IMMUTABLE_FL:
             return False
+        _set_below(folder, False)
         _flags(fd, flags & ~FS_IMMUTABLE_FL)
         return True
     except OSError:
@@ -126,7 +161,10 @@ def is_protected(folder: Path) -> str | None:
 def describe(kind: str, why: str = "") -> str:
     """One line for ``drive status``: what protects ``drive/`` while the mount is down."""
     if kind == "immutable":
-        return "drive/ beneath the mount is immutable: while the mount is down, writes to drive/ fail with an error"
+        return (
+            "drive/ beneath the mount is immutable, with all it holds: while the mount is down, writes to drive/ "
+            "fail with an error"
+        )
     reason = f" ({why})" if why else ""
     return (
         f"drive/ beneath the mount is not protected{reason}: a write made while the mount is down can land in the local "

@@ -13,7 +13,16 @@ answer for :data:`HUNG_AFTER` seconds, or ``$DRIVELAB_DRIVE_HUNG_AFTER``,
 from a hung rclone) it records the loss, kills rclone (a hung one at once, so
 nobody waits on it any longer), lazily unmounts the dead mount, starts rclone
 again on the same cache -- so uploads that were queued resume -- and records
-the remount.
+the remount. A remount that fails is tried again after 0.5 s, 1 s, 2 s, ...
+up to 30 s; once :data:`REMOUNT_TRIES` tries in a row have failed and
+:data:`REMOUNT_WINDOW` seconds have passed since the loss, the watchdog
+records phase ``failed`` with the last error and a hint, and from then on
+tries once every :data:`FAILED_RETRY` seconds (each bound has its
+``$DRIVELAB_DRIVE_...`` variable). It stays, keeping ``drive/`` from taking
+writes, and brings the drive back by itself once the remote answers again.
+
+Its logs (``events.jsonl``, ``watchdog.log``, ``rclone.log``) are kept under
+``$DRIVELAB_DRIVE_LOG_MAX`` bytes each (10 MiB): past it, the oldest half is cut.
 
 While the drive is down, writes to ``drive/`` fail with an error; none is
 silently dropped. The folder beneath the mount point is kept from taking
@@ -52,7 +61,7 @@ from drivelab.drive import _guard
 from drivelab.drive._config import DriveSettings, load_settings
 from drivelab.drive._flush import flush_mount
 from drivelab.drive._host import clear_dead_mount, mount_broken, unmount
-from drivelab.drive._keeper import Keeper, log
+from drivelab.drive._keeper import Keeper, env_number, log
 from drivelab.drive._local import ensure_folders
 from drivelab.drive._rc import RcClient
 from drivelab.drive._rclone import Rclone, classify_failure, find_rclone
@@ -67,14 +76,17 @@ HUNG_AFTER_ENV = "DRIVELAB_DRIVE_HUNG_AFTER"
 START_TIMEOUT = 60.0
 REMOUNT_KILL_GRACE = 2.0
 """Seconds a dead or hung rclone gets to exit on SIGTERM before SIGKILL, when it is replaced."""
+REMOUNT_TRIES = 10
+"""Failed remounts in a row, at least, before the drive counts as failed (``$DRIVELAB_DRIVE_REMOUNT_TRIES``)."""
+REMOUNT_WINDOW = 600.0
+"""Seconds since the loss, at least, before the drive counts as failed (``$DRIVELAB_DRIVE_REMOUNT_WINDOW``)."""
+FAILED_RETRY = 600.0
+"""Seconds between tries once the drive counts as failed (``$DRIVELAB_DRIVE_FAILED_RETRY``)."""
 
 
 def hung_after() -> float:
     """:data:`HUNG_AFTER`, or the seconds ``$DRIVELAB_DRIVE_HUNG_AFTER`` gives (at least 1)."""
-    with contextlib.suppress(ValueError):
-        value = float(os.environ.get(HUNG_AFTER_ENV, "") or HUNG_AFTER)
-        return max(1.0, value)
-    return HUNG_AFTER
+    return env_number(HUNG_AFTER_ENV, HUNG_AFTER, 1.0)
 
 
 def _stat_within(path: Path, timeout: float) -> str:
@@ -122,6 +134,9 @@ class MountKeeper(Keeper):
         self.rclone: Rclone = find_rclone()
         self.proc: subprocess.Popen[bytes] | None = None
         self.hung_after = hung_after()
+        self.give_up_tries = int(env_number("DRIVELAB_DRIVE_REMOUNT_TRIES", REMOUNT_TRIES, 1))
+        self.give_up_after = env_number("DRIVELAB_DRIVE_REMOUNT_WINDOW", REMOUNT_WINDOW, 0.0)
+        self.failed_retry = env_number("DRIVELAB_DRIVE_FAILED_RETRY", FAILED_RETRY, 1.0)
         self.guard: _guard.Guard | None = None
         self.log_offset = 0
         self.rc = RcClient(f"http://127.0.0.1:{_free_port()}/", "drivelab", secrets.token_urlsafe(24))
@@ -232,6 +247,7 @@ class MountKeeper(Keeper):
         env = {**os.environ, "RCLONE_RC_USER": self.rc.user, "RCLONE_RC_PASS": self.rc.password}
         env = {k: v for k, v in env.items() if not k.startswith("RCLONE_CONFIG")}
         self.paths.folder.mkdir(parents=True, exist_ok=True)
+        self.cap_logs(self.paths.rclone_log)
         with contextlib.suppress(OSError):
             self.log_offset = self.paths.rclone_log.stat().st_size
         with open(self.paths.rclone_log, "ab") as out:
@@ -299,28 +315,44 @@ class MountKeeper(Keeper):
         # The event first: whoever sees the drive live also finds why in events.jsonl.
         self.event("mounted", spec=self.entry.spec, pid=self.proc.pid if self.proc else None)
         self.save(phase="live")
-        backoff = 0.5
         while not self.stop.wait(CHECK_EVERY):
+            self.log_offset = max(0, self.log_offset - self.cap_logs(self.paths.rclone_log))
             why = self.healthy()
             if why is None:
                 continue
-            lost_at = time.monotonic()
             self.save(phase="down", error=why)
             self.event("lost", reason=why)
-            while not self.stop.is_set():
-                self.kill_rclone(grace=REMOUNT_KILL_GRACE)
-                clear_dead_mount(self.ws.drive, keep_guard=True)
-                self.start_rclone()
-                failed = self.wait_live(START_TIMEOUT)
-                if failed is None:
-                    self.event("remounted", seconds=round(time.monotonic() - lost_at, 3), pid=self.proc.pid if self.proc else None)
-                    self.save(phase="live", error=None, remounts=self.state.remounts + 1)
-                    backoff = 0.5
-                    break
-                self.event("remount-failed", reason=failed, retry_in=backoff)
-                self.stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+            self.remount(time.monotonic())
         return self.shutdown()
+
+    def remount(self, lost_at: float) -> None:
+        """Start rclone again until it mounts (or the watchdog is stopped); past the bounds, the drive is ``failed``."""
+        backoff, tries = 0.5, 0
+        while not self.stop.is_set():
+            self.kill_rclone(grace=REMOUNT_KILL_GRACE)
+            clear_dead_mount(self.ws.drive, keep_guard=True)
+            self.start_rclone()
+            failed = self.wait_live(START_TIMEOUT)
+            down_for = time.monotonic() - lost_at
+            if failed is None:
+                self.event("remounted", seconds=round(down_for, 3), pid=self.proc.pid if self.proc else None)
+                self.save(phase="live", error=None, hint=None, remounts=self.state.remounts + 1)
+                return
+            tries += 1
+            if self.state.phase == "failed":
+                self.event("remount-failed", reason=failed, retry_in=self.failed_retry)
+            elif tries >= self.give_up_tries and down_for >= self.give_up_after:
+                self.save(
+                    phase="failed",
+                    error=f"cannot remount {self.entry.spec} after {tries} tries over {down_for:.0f} s: {failed}",
+                    hint=f"see {self.paths.rclone_log}; the watchdog tries again every {self.failed_retry:g} s, and meanwhile "
+                    "writes to drive/ fail with an error; `drivelab drive detach` gives back the local drive",
+                )  # fmt: skip
+                self.event("failed", reason=failed, tries=tries, seconds=round(down_for, 3), retry_in=self.failed_retry)
+            else:
+                self.event("remount-failed", reason=failed, retry_in=backoff)
+            self.stop.wait(self.failed_retry if self.state.phase == "failed" else backoff)
+            backoff = min(backoff * 2, 30.0)
 
     def shutdown(self) -> int:
         code = 0
