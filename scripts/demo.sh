@@ -4,7 +4,8 @@
 #   scripts/demo.sh ~/lab --epochs 3
 # Offline? Point DRIVELAB_MNIST_MIRROR at a folder or server holding the MNIST .gz files.
 # No access to download.pytorch.org? Set DRIVELAB_TORCH_SPEC (see scripts/bootstrap.sh).
+# A relative workspace (./drivelab-demo, or the folder given) is where you run it from, not the clone.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
-exec .venv/bin/drivelab demo "$@"
+clone=$(cd "$(dirname "$0")/.." && pwd)
+"$clone/scripts/bootstrap.sh"
+exec "$clone/.venv/bin/drivelab" demo "$@"

@@ -104,7 +104,7 @@ def _interpreter_for(user: str, folder: Path) -> Path:
 def test_user() -> Iterator[PlainUser]:
     """The user without root (made with ``useradd`` when missing; needs root to make it, so CI runs as root)."""
     if sys.platform != "linux":
-        pytest.skip("a test user is made with Linux's useradd and runuser")
+        skip_or_fail("a test user is made with Linux's useradd and runuser")
     try:
         entry = pwd.getpwnam(NAME)
     except KeyError:

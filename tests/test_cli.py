@@ -98,7 +98,7 @@ def test_root_help_lists_the_commands(tmp_path):
     ("args", "expected"),
     [
         (["init", "--help"], ["Usage: drivelab init", "Create a workspace", "--force", "--json"]),
-        (["demo", "-h"], ["Usage: drivelab demo", "fetch MNIST, train the ConvNet", "--recipe", "reference", "fast", "--epochs", "--mirror"]),
+        (["demo", "-h"], ["Usage: drivelab demo", "fetch MNIST, train the ConvNet", "--recipe", "reference", "fast", "--epochs", "--threads", "--mirror"]),
         (["data", "--help"], ["Usage: drivelab data", "Datasets in drive/dataset", "get"]),
         (["data", "get", "--help"], ["Usage: drivelab data get", "Download a dataset", "mnist", "--mirror", "--workspace", "--json"]),
     ],
@@ -217,7 +217,7 @@ def test_debug_switch_shows_the_traceback(tmp_path):
 
 def test_demo_with_an_unknown_recipe(tmp_path):
     proc = drivelab_cli("demo", "--recipe", "nope", cwd=tmp_path)
-    assert proc.returncode != 0, describe(proc)
+    assert proc.returncode == 2, describe(proc)  # a usage error
     assert_no_traceback(proc)
     assert "nope" in proc.stderr
     assert "reference" in proc.stderr and "fast" in proc.stderr
@@ -258,11 +258,128 @@ def test_environment_picks_workspace_and_mirror(workspace, tmp_path):
 
 def test_unknown_dataset_names_the_known_ones(workspace):
     proc = drivelab_cli("data", "get", "imagenet", "-w", str(workspace), cwd=workspace.parent)
-    assert proc.returncode == 1, describe(proc)
+    assert proc.returncode == 2, describe(proc)  # a usage error, as an unknown recipe
     assert_no_traceback(proc)
     assert "unknown dataset 'imagenet'" in proc.stderr
     assert "known datasets: mnist" in proc.stderr
     assert not (workspace / "drive" / "dataset" / "imagenet").exists()
+
+
+def test_demo_hands_threads_to_the_training_script(tmp_path, monkeypatch):
+    """`drivelab demo --threads N` runs drive/colab/main.py with --threads N (as the README recommends on a shared CPU)."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    import drivelab.jobs
+    from drivelab.cli.main import app
+
+    calls = []
+    monkeypatch.setattr(drivelab.jobs, "run_demo", lambda root, **kw: calls.append(kw) or SimpleNamespace(final_accuracy=None))
+    done = CliRunner().invoke(app, ["demo", str(tmp_path / "lab"), "--threads", "1"])
+    assert done.exit_code == 0, done.output
+    assert calls and calls[0]["extra_args"] == ["--threads", "1"]
+    zero = drivelab_cli("demo", "--threads", "0", cwd=tmp_path)
+    assert zero.returncode == 2 and "--threads" in zero.stderr, describe(zero)
+    assert not (tmp_path / "drivelab-demo").exists()
+
+
+def test_an_unknown_drive_mode_is_a_usage_error(workspace):
+    proc = drivelab_cli("drive", "mount", "--mode", "bogus", "-w", str(workspace), cwd=workspace.parent)
+    assert proc.returncode == 2, describe(proc)
+    assert_no_traceback(proc)
+    assert "unknown drive mode 'bogus'" in proc.stderr and "mount, sync" in proc.stderr
+
+
+def test_an_unknown_pytorch_backend_is_a_usage_error(tmp_path):
+    proc = drivelab_cli("setup", "torch", "--dry-run", "--backend", "cu999", cwd=tmp_path)
+    assert proc.returncode == 2, describe(proc)
+    assert_no_traceback(proc)
+    assert "unknown PyTorch backend 'cu999'" in proc.stderr and "hint:" in proc.stderr
+
+
+def test_an_unknown_or_unusable_secret_name_is_a_usage_error(workspace):
+    gone = drivelab_cli("secrets", "remove", "GONE", "-w", str(workspace), cwd=workspace.parent)
+    assert gone.returncode == 2, describe(gone)
+    assert "no secret named 'GONE'" in gone.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "drivelab", "secrets", "set", "not a name", "-w", str(workspace)],
+        cwd=workspace.parent, env=child_env(), input="x", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2, describe(bad)
+    assert "not a usable secret name" in bad.stderr
+    assert_no_traceback(gone)
+    assert_no_traceback(bad)
+
+
+def test_an_unknown_command_is_suggested_once(workspace):
+    proc = drivelab_cli("secrets", "get", "-w", str(workspace), cwd=workspace.parent)
+    assert proc.returncode == 2, describe(proc)
+    assert proc.stderr.count("Did you mean") == 1 and "'set'" in proc.stderr, proc.stderr
+    top = drivelab_cli("dta", cwd=workspace.parent)
+    assert top.returncode == 2 and top.stderr.count("Did you mean") == 1 and "'data'" in top.stderr, top.stderr
+
+
+def test_connect_with_an_unknown_type_names_the_known_ones(workspace):
+    proc = drivelab_cli("drive", "connect", "x", "-t", "nosuchtype", "-w", str(workspace), cwd=workspace.parent)
+    assert proc.returncode == 2, describe(proc)  # a usage error, found before rclone is asked to make it
+    assert_no_traceback(proc)
+    assert "unknown remote type 'nosuchtype'" in proc.stderr
+    assert "rclone rejected" not in proc.stderr
+    hint = proc.stderr[proc.stderr.index("hint:"):]
+    assert "gdrive, s3, gcs, webdav, sftp, local" in hint and "dropbox" in hint  # drivelab's names, then rclone's backends
+    assert drivelab_cli("drive", "list", "--json", "-w", str(workspace), cwd=workspace.parent).stdout.count('"name"') == 0
+    known = drivelab_cli("drive", "connect", "y", "-t", "memory", "-w", str(workspace), cwd=workspace.parent)
+    assert known.returncode == 0, describe(known)  # any rclone backend is still a type
+
+
+def _drive_is_remote(workspace: Path, name: str) -> None:
+    """The workspace's drive set to remote ``name``, as a mount and unmount leave it, with nothing attached."""
+    config = workspace / ".drivelab" / "config.json"
+    data = json.loads(config.read_text())
+    data["drive"] = {"type": "remote", "remote": name, "mode": "mount"}
+    data["remotes"] = {name: {"type": "local", "root": str(workspace.parent / "remote")}}
+    config.write_text(json.dumps(data))
+
+
+def test_unmount_and_flush_with_nothing_attached_say_so(workspace):
+    said = {}
+    for drive in ("local", "remote"):
+        if drive == "remote":
+            _drive_is_remote(workspace, "box")
+        for command in ("flush", "unmount"):
+            proc = drivelab_cli("drive", command, "-w", str(workspace), cwd=workspace.parent)
+            assert proc.returncode == 0, describe(proc)
+            out = proc.stdout + proc.stderr
+            assert "flushed" not in out and "unmounted" not in out, out
+            said[drive, command] = out.strip()
+    assert said["local", "flush"] == "drive/ is a local folder: nothing to upload"
+    assert said["local", "unmount"] == "drive/ is a local folder: nothing to unmount"
+    assert said["remote", "flush"] == "the drive is not attached: nothing to flush"
+    assert said["remote", "unmount"] == "the drive is not attached: nothing to unmount"
+    doc = json.loads(drivelab_cli("drive", "unmount", "--json", "-w", str(workspace), cwd=workspace.parent).stdout)
+    assert doc["was_attached"] is False and doc["detached"] is True
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def test_demo_script_makes_a_relative_workspace_where_it_is_run(tmp_path):
+    """``scripts/demo.sh relws`` from another folder: the workspace is ./relws there, not in the clone."""
+    clone = tmp_path / "clone"
+    (clone / "scripts").mkdir(parents=True)
+    (clone / "scripts" / "demo.sh").write_bytes((SCRIPTS / "demo.sh").read_bytes())
+    (clone / "scripts" / "bootstrap.sh").write_text('#!/usr/bin/env bash\ncd "$(dirname "$0")/.." && touch bootstrapped\n')
+    (clone / ".venv" / "bin").mkdir(parents=True)
+    (clone / ".venv" / "bin" / "drivelab").write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$PWD" "$@"\n')
+    for script in (clone / "scripts" / "demo.sh", clone / "scripts" / "bootstrap.sh", clone / ".venv" / "bin" / "drivelab"):
+        script.chmod(0o755)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run(["bash", str(clone / "scripts" / "demo.sh"), "relws", "--epochs", "1"], cwd=elsewhere, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, describe(proc)
+    assert (clone / "bootstrapped").is_file()  # the set-up ran in the clone
+    assert proc.stdout.splitlines() == [str(elsewhere), "demo", "relws", "--epochs", "1"]  # the demo where it was run
 
 
 # -- data get ------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ SHIM = Path(__file__).resolve().parents[1] / "src" / "drivelab" / "colab" / "_sh
 def machine() -> dict:
     """``sudo drivelab setup colab`` done, through the real CLI (idempotent: a second run changes nothing)."""
     if sys.platform != "linux":
-        pytest.skip("/content for each workspace needs Linux mount namespaces")
+        skip_or_fail("/content for each workspace needs Linux mount namespaces")
     if not CONTENT.is_dir() and os.geteuid() != 0:
         skip_or_fail("/content is missing and making it needs root: run `sudo drivelab setup colab`")
     runs = [subprocess.run([sys.executable, "-m", "drivelab", "setup", "colab", "--json"], capture_output=True, text=True, timeout=60, check=False) for _ in range(2)]

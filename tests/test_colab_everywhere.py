@@ -300,9 +300,9 @@ def test_secrets_cli(colab: Colab):
     assert "from-the-environment" not in path.read_text()  # only the variable's name is kept
     assert colab.drivelab("secrets", "remove", "GONE").returncode == 0
     removed = colab.drivelab("secrets", "remove", "GONE")
-    assert removed.returncode == 1 and "no secret named 'GONE'" in removed.stderr + removed.stdout
+    assert removed.returncode == 2 and "no secret named 'GONE'" in removed.stderr + removed.stdout
     bad = colab.drivelab("secrets", "set", "not a name", stdin="x")
-    assert bad.returncode == 1 and "not a usable secret name" in bad.stdout + bad.stderr
+    assert bad.returncode == 2 and "not a usable secret name" in bad.stdout + bad.stderr
     empty = colab.drivelab("secrets", "set", "EMPTY", stdin="\n")
     assert empty.returncode == 1 and "is empty" in empty.stdout + empty.stderr
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

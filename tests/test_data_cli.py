@@ -93,3 +93,27 @@ def test_bad_mirror_is_refused_with_nothing_to_fetch(workspace, mirror):
         assert repr(mirror) in proc.stderr and ACCEPTED in proc.stderr, (source, proc.stderr)
         assert "verified" not in proc.stderr  # nothing else was done
     assert "DRIVELAB_MNIST_MIRROR" in proc.stderr  # says where the bad value came from
+
+
+def test_a_failed_get_leaves_no_empty_dataset_folder(tmp_path):
+    ws = init_workspace(tmp_path / "lab").workspace.root
+    dataset = ws / "drive" / "dataset"
+    before = sorted(p.relative_to(ws) for p in dataset.rglob("*"))
+    proc = data_get(ws, "--mirror", closed_port_url())
+    assert proc.returncode == 1, proc.stderr
+    assert "could not download" in proc.stderr
+    assert not (dataset / "MNIST").exists()  # no empty MNIST/raw left half-made
+    assert sorted(p.relative_to(ws) for p in dataset.rglob("*")) == before
+
+
+def test_a_failed_stage_leaves_no_empty_scratch_folder(tmp_path):
+    from drivelab.data import stage_dataset
+    from drivelab.errors import StageError
+    from drivelab.workspace import Workspace
+
+    ws = Workspace(init_workspace(tmp_path / "lab").workspace.root)
+    (ws.drive / "dataset" / "empty").mkdir(parents=True)
+    for folder in ("dataset/missing", "dataset/empty"):
+        with pytest.raises(StageError):
+            stage_dataset(ws, folder)
+        assert not (ws.state / "scratch").exists(), folder

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _guards import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
@@ -31,8 +32,9 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(SCRIPT), *args], check=False, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.skipif(shutil.which("timeout") is None, reason="needs coreutils' timeout")
 def test_dry_run_runs_every_part_on_the_cpu_into_one_json(tmp_path, dataset_root):
+    if shutil.which("timeout") is None:
+        skip_or_fail("benchmarks/gpu_check.sh needs coreutils' timeout")
     proc = _run(tmp_path, "--dry-run", "--out", "check.json", "--data-dir", str(dataset_root))
     assert proc.returncode == 0, proc.stdout + proc.stderr[-5000:]
 

@@ -285,8 +285,9 @@ def test_a_job_starts_its_log_follows_by_offsets_and_it_stops(lab):
     offset = first["offset"]
     assert seen[:1] == [0] and offset == len(first["text"].encode())
     for _ in range(3):
-        time.sleep(0.3)
-        more = answered(api(lab, "GET", f"jobs/tick/log?offset={offset}"))
+        more = wait_until(
+            "new lines of the job's log", lambda offset=offset: (d := answered(api(lab, "GET", f"jobs/tick/log?offset={offset}")))["text"].count("\n") >= 1 and d, within=30
+        )  # fmt: skip
         ticks = log_lines(more["text"])
         assert ticks and ticks[0] == seen[-1] + 1, (seen[-3:], more["text"][:200])  # only what is new, nothing missed
         seen += ticks

@@ -632,11 +632,11 @@ def test_cli_dry_run_probes_this_machine(tmp_path):
 
 def test_cli_bad_backend_is_a_clear_error(tmp_path, recorded_h100):
     done = cli("setup", "torch", "--dry-run", "--backend", "cu999", "--machine", str(recorded_h100), cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2  # a usage error
     assert "unknown PyTorch backend 'cu999'" in done.stderr and "hint:" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     done = cli("setup", "torch", "--dry-run", "--machine", str(recorded_h100), cwd=tmp_path, env={"DRIVELAB_TORCH_BACKEND": "rocm9"})
-    assert done.returncode == 1 and "DRIVELAB_TORCH_BACKEND" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "DRIVELAB_TORCH_BACKEND" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_cli_human_plan_and_no_silent_install(tmp_path, recorded_h100):

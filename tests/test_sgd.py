@@ -62,6 +62,40 @@ def test_the_same_weights_as_torch_optim_sgd_under_one_cycle_lr(fused):
     assert any(not torch.equal(a, b) for a, b in zip(ours.parameters(), _model().parameters(), strict=True)), "it trained"
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "foreach"])
+def test_a_parameter_without_a_gradient_at_first_starts_its_own_momentum(fused):
+    """Momentum is each parameter's own: one with no gradient at step 1 starts its buffer at its own first gradient."""
+    results = []
+    for make in (
+        lambda params: NesterovSGD(params, lr=0.1, momentum=0.9, weight_decay=1e-2),
+        # torch's own fused SGD cannot take this case (it starts every buffer at once): its foreach form is the reference.
+        lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-2, foreach=True),
+    ):
+        torch.manual_seed(0)
+        early, late = torch.nn.Parameter(torch.randn(5)), torch.nn.Parameter(torch.randn(3))
+        optimizer = make([early, late])
+        if isinstance(optimizer, NesterovSGD):
+            optimizer.fused = fused
+        for step in range(4):
+            optimizer.zero_grad(set_to_none=True)
+            loss = (early * torch.arange(5.0)).sum() ** 2 / 10
+            if step > 0:  # `late` is not used at step 1: its grad stays None
+                loss = loss + (late * torch.linspace(-1, 1, 3) * (step + 1)).sum() ** 2
+            loss.backward()
+            optimizer.step()
+        results.append((early.detach().clone(), late.detach().clone()))
+    (ours_early, ours_late), (theirs_early, theirs_late) = results
+    assert torch.equal(ours_early, theirs_early)
+    assert torch.equal(ours_late, theirs_late)
+
+    resumed = NesterovSGD([torch.nn.Parameter(torch.zeros(5)), torch.nn.Parameter(torch.zeros(3))], lr=0.1, momentum=0.9)
+    optimizer = NesterovSGD([torch.nn.Parameter(torch.zeros(5)), torch.nn.Parameter(torch.zeros(3))], lr=0.1, momentum=0.9)
+    optimizer.params[0].grad = torch.ones(5)
+    optimizer.step()  # only the first has momentum yet
+    resumed.load_state_dict(optimizer.state_dict())
+    assert resumed.state_dict()["momentum_buffers"][1] is None and torch.equal(resumed.state_dict()["momentum_buffers"][0], torch.ones(5))
+
+
 def test_a_saved_state_resumes_to_the_same_weights():
     straight = _model()
     _train(straight, *_ours(straight, fused=True), range(TOTAL))

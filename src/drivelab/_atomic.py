@@ -75,3 +75,25 @@ def write_bytes_atomic(path: Path, data: bytes, *, private: bool = False) -> Non
 
 def write_text_atomic(path: Path, text: str, *, private: bool = False) -> None:
     write_bytes_atomic(path, text.encode("utf-8"), private=private)
+
+
+@contextlib.contextmanager
+def made_folder(path: Path) -> Iterator[Path]:
+    """``path`` made, with its missing parents, for the block; when the block raises, the folders
+    made here are removed again where they are still empty: a failure leaves no empty folder behind
+    (what the block put in them, a partial download kept to resume, stays)."""
+    made: list[Path] = []
+    folder = path
+    while not folder.exists() and folder.parent != folder:
+        made.append(folder)
+        folder = folder.parent
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for folder in made:  # the deepest first
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise

@@ -7,7 +7,9 @@ import signal
 import sys
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from drivelab import __version__
 from drivelab.cli._output import console, show_error
@@ -17,8 +19,22 @@ from drivelab.cli.commands import run as run_command
 from drivelab.cli.commands import secrets as secrets_command
 from drivelab.errors import DrivelabError
 
+# click >= 8.4 words its own "Did you mean ...?" for an unknown command (NoSuchCommand); typer adds another.
+_CLICK_SUGGESTS = hasattr(click.exceptions, "NoSuchCommand")
+
+
+class Group(TyperGroup):
+    """A command group that suggests a near command name once, however click and typer split the work."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        if _CLICK_SUGGESTS:
+            return click.Group.resolve_command(self, ctx, args)
+        return super().resolve_command(ctx, args)
+
+
 app = typer.Typer(
     name="drivelab",
+    cls=Group,
     help="A Colab-style deep-learning workspace on a machine you own: a drive, datasets, and the MNIST ConvNet.",
     no_args_is_help=True,
     add_completion=False,
@@ -28,14 +44,14 @@ app = typer.Typer(
 app.command("init")(init.init)
 app.command("demo")(demo.demo)
 app.command("runtime")(runtime.runtime)
-app.add_typer(drive.app, name="drive")
-app.add_typer(data.app, name="data")
-app.add_typer(setup.app, name="setup")
+app.add_typer(drive.app, name="drive", cls=Group)
+app.add_typer(data.app, name="data", cls=Group)
+app.add_typer(setup.app, name="setup", cls=Group)
 app.command("doctor")(doctor.doctor)
 app.command("run", cls=run_command.RunCommand, context_settings=run_command.CONTEXT)(run_command.run)
-app.add_typer(jobs_command.app, name="jobs")
+app.add_typer(jobs_command.app, name="jobs", cls=Group)
 app.command("lab")(lab.lab)
-app.add_typer(secrets_command.app, name="secrets")
+app.add_typer(secrets_command.app, name="secrets", cls=Group)
 
 _debug = False
 

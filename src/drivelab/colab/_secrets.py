@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivelab._atomic import write_text_atomic
-from drivelab.errors import SecretError, SecretNotFoundError
+from drivelab.errors import SecretError, SecretNameError, SecretNotFoundError
 from drivelab.workspace import Workspace
 
 __all__ = ["SECRETS_FILE", "SecretInfo", "check_secret_name", "find_secret", "list_secrets", "remove_secret", "secrets_path", "set_secret"]
@@ -64,7 +64,7 @@ def check_secret_name(name: str) -> str:
     """``name`` if it can name a secret: letters, digits and ``_``, not starting with a digit (as an
     environment variable, the form Colab's secrets take in practice: ``HF_TOKEN``, ``WANDB_API_KEY``)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise SecretError(
+        raise SecretNameError(
             f"not a usable secret name: {name!r}",
             hint="use letters, digits and '_', not starting with a digit, at most 128 characters (e.g. HF_TOKEN)",
         )
@@ -73,7 +73,7 @@ def check_secret_name(name: str) -> str:
 
 def _check_env_name(var: str) -> str:
     if not _ENV_NAME.fullmatch(var):
-        raise SecretError(f"not an environment variable name: {var!r}", hint="use letters, digits and '_', not starting with a digit")
+        raise SecretNameError(f"not an environment variable name: {var!r}", hint="use letters, digits and '_', not starting with a digit")
     return var
 
 

@@ -22,7 +22,7 @@ from urllib.request import url2pathname
 
 import httpx
 
-from drivelab._atomic import incomplete_path, publish
+from drivelab._atomic import incomplete_path, made_folder, publish
 from drivelab.data import _http
 from drivelab.data._events import BytesReceived, FileDone, FileInvalid, FileStarted, ProgressCallback
 from drivelab.data._events import AttemptFailed as AttemptFailedEvent
@@ -59,8 +59,7 @@ def fetch_files(
     :class:`DataError` when ``raw_dir`` cannot be written.
     """
     try:
-        raw_dir.mkdir(parents=True, exist_ok=True)
-        with _http.new_client() as client:
+        with made_folder(raw_dir), _http.new_client() as client:
             return [_fetch_one(spec, raw_dir, mirrors, client, hint, progress) for spec in specs]
     except OSError as exc:
         where = exc.filename or raw_dir

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from drivelab import drive
-from drivelab._atomic import write_text_atomic
+from drivelab._atomic import made_folder, write_text_atomic
 from drivelab.errors import DriveError, StageError
 from drivelab.workspace import Workspace
 
@@ -105,6 +105,20 @@ def _manifest_matches(dest: Path, listing: dict[str, tuple[int, str | None]]) ->
     return True
 
 
+def _listing(target: Path, hash: str | None) -> dict[str, dict[str, Any]]:
+    """Size, MD5 (where the remote has MD5s to match) and modification time of every file copied to ``target``."""
+    files: dict[str, dict[str, Any]] = {}
+    for dirpath, _dirs, names in os.walk(target):
+        for name in names:
+            local = Path(dirpath) / name
+            key = local.relative_to(target).as_posix()
+            if key == MANIFEST:
+                continue
+            st = local.stat()
+            files[key] = {"size": st.st_size, "md5": _md5(local) if hash == "md5" else None, "mtime_ns": st.st_mtime_ns}
+    return files
+
+
 def stage_dataset(ws: Workspace, path: Path | str, *, dest: Path | None = None, transfers: int = 8) -> StageResult:
     """Copy the drive folder ``path`` (e.g. ``dataset/MNIST``) to local scratch, verified.
 
@@ -128,23 +142,15 @@ def stage_dataset(ws: Workspace, path: Path | str, *, dest: Path | None = None, 
             if _manifest_matches(target, listing.files):
                 total = sum(size for size, _ in listing.files.values())
                 return StageResult(listing.source, target, len(listing.files), total, True, time.monotonic() - start, listing.hash)
-        target.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            (target / MANIFEST).unlink()  # invalid until verified again
-        copied = drive.copy_folder(ws, rel, target, transfers=transfers, exclude=(MANIFEST,))
+        with made_folder(target):  # a failed first copy leaves no empty scratch folder
+            with contextlib.suppress(FileNotFoundError):
+                (target / MANIFEST).unlink()  # invalid until verified again
+            copied = drive.copy_folder(ws, rel, target, transfers=transfers, exclude=(MANIFEST,))
+            files = _listing(target, copied.hash)
+            if not files:
+                raise StageError(f"{copied.source} holds no files", hint="fetch the dataset into the drive first")
     except DriveError as exc:
         raise StageError(exc.message, hint=exc.hint) from exc
-    files: dict[str, dict[str, Any]] = {}
-    for dirpath, _dirs, names in os.walk(target):
-        for name in names:
-            local = Path(dirpath) / name
-            key = local.relative_to(target).as_posix()
-            if key == MANIFEST:
-                continue
-            st = local.stat()
-            files[key] = {"size": st.st_size, "md5": _md5(local) if copied.hash == "md5" else None, "mtime_ns": st.st_mtime_ns}
-    if not files:
-        raise StageError(f"{copied.source} holds no files", hint="fetch the dataset into the drive first")
     write_text_atomic(target / MANIFEST, json.dumps({"source": copied.source, "hash": copied.hash, "files": files}) + "\n")
     total = sum(f["size"] for f in files.values())
     return StageResult(copied.source, target, len(files), total, False, time.monotonic() - start, copied.hash)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from drivelab._lazy import lazy_exports
-from drivelab.errors import DriveError, DriveInUseError, FlushError, MountError, RcloneError, RemoteError, SignInError
+from drivelab.errors import DriveError, DriveInUseError, DriveOptionError, FlushError, MountError, RcloneError, RemoteError, SignInError
 
 _EXPORTS = {
     "_attach": ["attach"],
@@ -40,14 +40,16 @@ _EXPORTS = {
     "_notebook": ["mount", "flush_and_unmount"],
     "_copy": ["FolderListing", "has_remote", "list_folder", "copy_folder"],
     "_rclone": ["Rclone", "find_rclone", "MIN_VERSION"],
+    "_config": ["check_remote_type"],
     "_remotes": ["REMOTE_TYPES", "TYPE_NAMES", "RemoteInfo", "connect", "import_remote", "list_remotes", "remove_remote"],
     "_oauth": ["OAUTH_TYPES", "SignIn", "begin_sign_in", "finish_sign_in"],
 }
 __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
-__all__ = [*_names, "DriveError", "DriveInUseError", "FlushError", "MountError", "RcloneError", "RemoteError", "SignInError"]
+__all__ = [*_names, "DriveError", "DriveInUseError", "DriveOptionError", "FlushError", "MountError", "RcloneError", "RemoteError", "SignInError"]
 
 if TYPE_CHECKING:
     from drivelab.drive._attach import attach
+    from drivelab.drive._config import check_remote_type
     from drivelab.drive._notebook import flush_and_unmount, mount
     from drivelab.drive._copy import FolderListing, copy_folder, has_remote, list_folder
     from drivelab.drive._detach import detach

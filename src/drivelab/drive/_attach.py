@@ -27,7 +27,7 @@ from drivelab.drive._local import LOCAL_FILE_CHOICES, ensure_folders, handle_loc
 from drivelab.drive._remotes import get_remote
 from drivelab.drive._status import DriveState, status, watchdog_state
 from drivelab.drive._users import hold
-from drivelab.errors import MountError
+from drivelab.errors import DriveOptionError, MountError
 from drivelab.workspace import Workspace
 
 __all__ = ["attach"]
@@ -82,11 +82,11 @@ def attach(
             on_notice(text)
 
     if mode is not None and mode not in MODES:
-        raise MountError(f"unknown drive mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
+        raise DriveOptionError(f"unknown drive mode {mode!r}", hint=f"use one of: {', '.join(MODES)}")
     if cache_mode is not None and cache_mode not in CACHE_MODES:
-        raise MountError(f"unknown cache mode {cache_mode!r}", hint=f"use one of: {', '.join(CACHE_MODES)}")
+        raise DriveOptionError(f"unknown cache mode {cache_mode!r}", hint=f"use one of: {', '.join(CACHE_MODES)}")
     if local_files is not None and local_files not in LOCAL_FILE_CHOICES:
-        raise MountError(f"unknown choice for local files {local_files!r}", hint=f"use one of: {', '.join(LOCAL_FILE_CHOICES)}")
+        raise DriveOptionError(f"unknown choice for local files {local_files!r}", hint=f"use one of: {', '.join(LOCAL_FILE_CHOICES)}")
     settings = load_settings(ws)
     paths = DrivePaths(ws)
     if remote is not None:

@@ -73,7 +73,7 @@ def detach(
     release(ws)
     settings = load_settings(ws)
     if settings.remote is None:
-        return DetachResult(mode="local")
+        return DetachResult(mode="local", was_attached=False)
     start = time.monotonic()
     deadline = None if timeout is None else start + timeout
     paths = DrivePaths(ws)
@@ -90,7 +90,7 @@ def detach(
         elif ws.drive.is_dir():
             _guard.release(ws.drive)  # the plain folder takes writes again
         pending = pending_in_cache(paths) if mode == "mount" else 0
-        return DetachResult(mode=mode, pending=pending, cache=cache if pending else None, seconds=time.monotonic() - start)
+        return DetachResult(mode=mode, pending=pending, cache=cache if pending else None, seconds=time.monotonic() - start, was_attached=False)
 
     others = [u for u in users(ws) if u.get("pid") not in on_behalf_of]
     if others and not force:

@@ -46,6 +46,8 @@ class DetachResult(FlushResult):
     """The commands still using the drive (``pid``, ``what``, ``since``)."""
     reason: str | None = None
     """Why the unmount was forced."""
+    was_attached: bool = True
+    """False when nothing kept a remote drive attached (a local drive, or no watchdog and no rclone): nothing to flush or unmount."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,4 +58,5 @@ class DetachResult(FlushResult):
             "cache": self.cache,
             "users": self.users,
             "reason": self.reason,
+            "was_attached": self.was_attached,
         }

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivelab.errors import PlanError
+from drivelab.errors import PlanError, UnknownBackendError
 from drivelab.runtime._release_table import KNOWN_BACKENDS, TorchRelease, find_release
 from drivelab.runtime._wheel_tags import WheelFile, parse_backend, scan_wheels
 
@@ -147,7 +147,7 @@ def _check_backend_name(name: str, origin: str, releases: Sequence[TorchRelease]
     if name not in known:
         hint_names = ", ".join(n for n in KNOWN_BACKENDS)
         why = "no PyTorch release drivelab knows has that build" if parse_backend(name) else "not a PyTorch build name"
-        raise PlanError(
+        raise UnknownBackendError(
             f"unknown PyTorch backend {name!r} (from {origin}): {why}",
             hint=f"choose one of: auto, {hint_names}",
         )

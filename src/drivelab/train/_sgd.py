@@ -39,7 +39,8 @@ class NesterovSGD:
         if not self.params:
             raise ValueError("NesterovSGD got no parameters to train")
         self.param_groups = [{"lr": lr, "momentum": momentum, "weight_decay": weight_decay}]
-        self.buffers: list[torch.Tensor] | None = None
+        # Each parameter's own momentum buffer: None until its first gradient (as torch.optim.SGD's per-parameter state).
+        self.buffers: list[torch.Tensor | None] = [None] * len(self.params)
         self.fused = hasattr(torch, "_fused_sgd_") and all(p.device.type in ("cpu", "cuda") for p in self.params)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -51,18 +52,22 @@ class NesterovSGD:
 
     @torch.no_grad()
     def step(self) -> None:
+        """One update of the parameters that have a gradient; one without keeps its weights and its momentum."""
         group = self.param_groups[0]
         lr, momentum, weight_decay = float(group["lr"]), float(group["momentum"]), float(group["weight_decay"])
-        live = [(p, i) for i, p in enumerate(self.params) if p.grad is not None]
-        if not live:
-            return
-        params = [p for p, _ in live]
-        grads = [p.grad for p, _ in live]
-        first = self.buffers is None
-        if first:
-            # Buffers for every parameter, so that the state's layout never depends on which had a gradient.
-            self.buffers = [torch.empty_like(p) for p in self.params]
-        buffers = [self.buffers[i] for _, i in live]
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        starting = [i for i in live if self.buffers[i] is None]
+        going = [i for i in live if self.buffers[i] is not None]
+        for i in starting:
+            self.buffers[i] = torch.empty_like(self.params[i])  # filled with the first gradient by the update
+        for first, which in ((True, starting), (False, going)):
+            if which:
+                self._update(which, first=first, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+    def _update(self, which: list[int], *, first: bool, lr: float, momentum: float, weight_decay: float) -> None:
+        params = [self.params[i] for i in which]
+        grads = [p.grad for p in params]
+        buffers = [self.buffers[i] for i in which]
         if self.fused:
             torch._fused_sgd_(
                 params, grads, buffers, weight_decay=weight_decay, momentum=momentum, lr=lr, dampening=0.0, nesterov=True, maximize=False,
@@ -80,14 +85,17 @@ class NesterovSGD:
         torch._foreach_add_(params, grads, alpha=-lr)
 
     def state_dict(self) -> dict:
-        return {"param_groups": [dict(g) for g in self.param_groups], "momentum_buffers": self.buffers}
+        """``momentum_buffers``: one per parameter, None for one that has had no gradient yet."""
+        return {"param_groups": [dict(g) for g in self.param_groups], "momentum_buffers": list(self.buffers)}
 
     def load_state_dict(self, state: dict) -> None:
         groups, buffers = state["param_groups"], state["momentum_buffers"]
-        if len(groups) != 1 or (buffers is not None and [b.shape for b in buffers] != [p.shape for p in self.params]):
+        if buffers is None:  # a state saved before any step, by a version that kept no per-parameter state
+            buffers = [None] * len(self.params)
+        if len(groups) != 1 or len(buffers) != len(self.params) or any(b is not None and b.shape != p.shape for b, p in zip(buffers, self.params)):
             raise ValueError("the optimizer state is for other parameters")
         self.param_groups[0].update(groups[0])
-        self.buffers = None if buffers is None else [b.to(p.device, p.dtype).clone() for b, p in zip(buffers, self.params, strict=True)]
+        self.buffers = [None if b is None else b.to(p.device, p.dtype).clone() for b, p in zip(buffers, self.params, strict=True)]
 
 
 class OneCycle:

@@ -17,6 +17,10 @@ def demo(
     recipe: Annotated[str, typer.Option(help=f"Training recipe: {', '.join(recipe_names())}.")] = "fast",
     epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs (default: the recipe's).", show_default=False)] = None,
     run: Annotated[Optional[str], typer.Option(help="Run name; an existing run of that name is resumed.", show_default=False)] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="CPU threads for PyTorch (default: PyTorch's choice); on a shared CPU, the cores actually free. Keep it when resuming.", show_default=False),
+    ] = None,
     mirror: Annotated[
         Optional[list[str]],
         typer.Option("--mirror", "-m", help="MNIST mirror URL (repeatable). Default: $DRIVELAB_MNIST_MIRROR, else the public mirrors."),
@@ -56,6 +60,7 @@ def demo(
             epochs=epochs,
             run_name=run,
             mirrors=mirror or None,
+            extra_args=["--threads", str(threads)] if threads is not None else None,
             on_stage=on_stage,
             on_download=on_download,
             on_line=lambda line: console.print(escape(line), soft_wrap=True),

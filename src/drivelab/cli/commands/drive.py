@@ -74,10 +74,12 @@ def connect(
 
       drivelab drive connect mine --rclone-remote myremote:lab
     """
+    from drivelab.drive import check_remote_type, import_remote
     from drivelab.drive import connect as connect_remote
-    from drivelab.drive import import_remote
 
     ws = workspace_from(workspace)
+    if type and not rclone_remote:
+        check_remote_type(type)
     if rclone_remote:
         info = import_remote(ws, name, rclone_remote, root=root, check=not no_check, replace=replace)
     elif _signs_in(type) and not (token or service_account_file or browser):
@@ -241,8 +243,14 @@ def flush(
         result = flush_drive(ws, timeout=timeout)
         emit_json("drive.flush", result.to_dict())
         return
+    from drivelab.drive import is_attached
+
+    attached = is_attached(ws)
     with console.status("flushing the drive...") as spinner:
         result = flush_drive(ws, timeout=timeout, on_progress=lambda pending, done: spinner.update(f"flushing the drive: {pending} uploads pending, {done} landed"))
+    if result.mode != "local" and not attached and not result.files:
+        console.print("the drive is not attached: nothing to flush")
+        return
     _say_flushed(result)
 
 
@@ -282,6 +290,11 @@ def unmount(
     else:
         with console.status("flushing and unmounting the drive..."):
             result = detach(ws, timeout=timeout, force=force, when_used="refuse")
+        if not result.was_attached:
+            console.print("drive/ is a local folder: nothing to unmount" if result.mode == "local" else "the drive is not attached: nothing to unmount")
+            if result.pending:
+                console.print(f"[yellow]{_uploads(result.pending)} pending[/] from before: kept in .drivelab/drive/cache; they upload at the next `drivelab drive mount`")
+            return
         if result.forced:
             console.print(f"[yellow]unmounted without waiting for uploads[/] ({escape(result.reason or '')})")
         else:
@@ -290,7 +303,7 @@ def unmount(
                 console.print("unmounted")
         if result.pending and force:
             console.print(f"[yellow]{_uploads(result.pending)} pending[/]: kept in .drivelab/drive/cache; they upload at the next `drivelab drive mount`")
-    if result.pending and not force:
+    if result.pending and not force and result.was_attached:
         raise FlushError(
             f"unmounted with {_uploads(result.pending)} pending: {result.reason or 'they did not land in time'}",
             hint="nothing was discarded: they are kept in .drivelab/drive/cache and upload at the next mount (`drivelab drive mount`, then `drivelab drive flush`)",
