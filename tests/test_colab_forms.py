@@ -45,6 +45,9 @@ not_a_form = 7  # a comment
 
 NAMES = ["learning_rate", "epochs", "dropout", "temperature", "model", "optimizer", "batch", "use_amp", "name", "n", "day", "expr", "x", "label"]
 
+PAPERMILL = "drivelab.jobs._spec"
+"""What a notebook job runs: papermill, behind drivelab's short report of a failing cell."""
+
 
 def form_notebook(*cells: str, parameters_cell: str | None = None):
     nb = nbformat.v4.new_notebook()
@@ -238,8 +241,8 @@ def test_the_spec_checks_form_values_before_anything_starts_and_runs_a_bound_cop
     run_dir.mkdir(parents=True)
     argv = spec.command(ws, run_dir)
     assert "-p" not in argv  # bound on the form's lines instead
-    bound = Path(argv[argv.index("papermill") + 1])
-    assert bound.parent == run_dir and bound != spec.output_notebook(run_dir) and argv[argv.index("papermill") + 2] == str(spec.output_notebook(run_dir))
+    bound = Path(argv[argv.index(PAPERMILL) + 1])
+    assert bound.parent == run_dir and bound != spec.output_notebook(run_dir) and argv[argv.index(PAPERMILL) + 2] == str(spec.output_notebook(run_dir))
     values = bound_values(bound)
     assert values["epochs"] == 12 and values["model"] == "vit"
 
@@ -250,12 +253,12 @@ def test_the_spec_with_a_parameters_cell_is_papermills_as_before(tmp_path: Path)
     spec = JobSpec(path, run="t", parameters=[("lr", "0.5")])
     spec.validate()
     argv = spec.command(ws, ws.run_dir("t"))
-    assert argv[argv.index("papermill") + 1] == str(path) and argv[argv.index("-p") : argv.index("-p") + 3] == ["-p", "lr", "0.5"]
+    assert argv[argv.index(PAPERMILL) + 1] == str(path) and argv[argv.index("-p") : argv.index("-p") + 3] == ["-p", "lr", "0.5"]
     plain = write(form_notebook("print(1)"), ws.colab / "plain.ipynb")
     spec = JobSpec(plain, run="p", parameters=[("lr", "0.5")])
     spec.validate()  # no forms, no parameters cell: papermill injects it, as ever
     argv = spec.command(ws, ws.run_dir("p"))
-    assert argv[argv.index("papermill") + 1] == str(plain) and "-p" in argv
+    assert argv[argv.index(PAPERMILL) + 1] == str(plain) and "-p" in argv
 
 
 # --- drivelab run, end to end ------------------------------------------------------------

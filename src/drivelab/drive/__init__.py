@@ -40,8 +40,7 @@ _EXPORTS = {
     "_notebook": ["mount", "flush_and_unmount"],
     "_copy": ["FolderListing", "has_remote", "list_folder", "copy_folder"],
     "_rclone": ["Rclone", "find_rclone", "MIN_VERSION"],
-    "_config": ["check_remote_type"],
-    "_remotes": ["REMOTE_TYPES", "TYPE_NAMES", "RemoteInfo", "connect", "import_remote", "list_remotes", "remove_remote"],
+    "_remotes": ["REMOTE_TYPES", "TYPE_NAMES", "RemoteInfo", "check_remote_type", "connect", "import_remote", "list_remotes", "remove_remote"],
     "_oauth": ["OAUTH_TYPES", "SignIn", "begin_sign_in", "finish_sign_in"],
 }
 __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
@@ -49,7 +48,6 @@ __all__ = [*_names, "DriveError", "DriveInUseError", "DriveOptionError", "FlushE
 
 if TYPE_CHECKING:
     from drivelab.drive._attach import attach
-    from drivelab.drive._config import check_remote_type
     from drivelab.drive._notebook import flush_and_unmount, mount
     from drivelab.drive._copy import FolderListing, copy_folder, has_remote, list_folder
     from drivelab.drive._detach import detach
@@ -57,7 +55,7 @@ if TYPE_CHECKING:
     from drivelab.drive._host import NO_FUSE_ENV, fuse_available
     from drivelab.drive._oauth import OAUTH_TYPES, SignIn, begin_sign_in, finish_sign_in
     from drivelab.drive._rclone import MIN_VERSION, Rclone, find_rclone
-    from drivelab.drive._remotes import REMOTE_TYPES, TYPE_NAMES, RemoteInfo, connect, import_remote, list_remotes, remove_remote
+    from drivelab.drive._remotes import REMOTE_TYPES, TYPE_NAMES, RemoteInfo, check_remote_type, connect, import_remote, list_remotes, remove_remote
     from drivelab.drive._results import DetachResult, FlushResult
     from drivelab.drive._status import DriveState, is_attached, status
     from drivelab.drive._users import release, users

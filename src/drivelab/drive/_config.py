@@ -20,40 +20,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from drivelab._atomic import write_text_atomic
-from drivelab.errors import DriveOptionError, WorkspaceError
+from drivelab.errors import WorkspaceError
 from drivelab.workspace import Workspace
 
-__all__ = ["DriveSettings", "RemoteEntry", "load_settings", "save_settings", "DrivePaths", "read_json", "write_private_json", "check_remote_type"]
+__all__ = ["DriveSettings", "RemoteEntry", "load_settings", "save_settings", "DrivePaths", "read_json", "write_private_json"]
 
 MODES = ("mount", "sync")
 CACHE_MODES = ("off", "minimal", "writes", "full")
-
-
-def check_remote_type(type: str) -> str:
-    """``type`` if a remote can have it: drivelab's name for one (:data:`REMOTE_TYPES`) or a backend of the rclone found here.
-
-    :class:`DriveOptionError` (a usage error) names the known ones otherwise, before rclone is asked to
-    make the remote; an rclone that cannot list its backends leaves the check to it.
-    """
-    from drivelab.drive._rclone import find_rclone
-    from drivelab.drive._remotes import REMOTE_TYPES
-
-    if type in REMOTE_TYPES or type in REMOTE_TYPES.values():
-        return type
-    listed = find_rclone().run(["help", "backends"], timeout=20)
-    backends = sorted({m.group(1) for m in re.finditer(r"^  (\S+)  ", listed.stdout, re.M)}) if listed.returncode == 0 else []
-    if not backends or type in backends:
-        return type
-    raise DriveOptionError(
-        f"unknown remote type {type!r}",
-        hint=f"use one of drivelab's: {', '.join(REMOTE_TYPES)}; or one of rclone's backends: {', '.join(backends)}",
-    )
 
 
 @dataclass

@@ -32,10 +32,10 @@ from drivelab.drive._config import DrivePaths, RemoteEntry, load_settings, save_
 from drivelab.drive._local import restore_local_drive
 from drivelab.drive._rclone import FAST_FAIL, Rclone, classify_failure, config_env, find_rclone
 from drivelab.drive._status import is_attached
-from drivelab.errors import DriveError, RemoteError
+from drivelab.errors import DriveError, DriveOptionError, RemoteError
 from drivelab.workspace import Workspace
 
-__all__ = ["REMOTE_TYPES", "TYPE_NAMES", "RemoteInfo", "connect", "list_remotes", "remove_remote", "get_remote", "import_remote"]
+__all__ = ["REMOTE_TYPES", "TYPE_NAMES", "RemoteInfo", "connect", "list_remotes", "remove_remote", "get_remote", "import_remote", "check_remote_type"]
 
 # drivelab's names for the types it knows -> rclone backend names.
 REMOTE_TYPES = {
@@ -453,3 +453,21 @@ def remove_remote(ws: Workspace, name: str) -> RemoteInfo:
         restore_local_drive(ws)
     save_settings(ws, settings)
     return _info(entry, section, was_drive)
+
+
+def check_remote_type(type: str) -> str:
+    """``type`` if a remote can have it: drivelab's name for one (:data:`REMOTE_TYPES`) or a backend of the rclone found here.
+
+    :class:`DriveOptionError` (a usage error) names the known ones otherwise, before rclone is asked to
+    make the remote; an rclone that cannot list its backends leaves the check to it.
+    """
+    if type in REMOTE_TYPES or type in REMOTE_TYPES.values():
+        return type
+    listed = find_rclone().run(["help", "backends"], timeout=20)
+    backends = sorted({m.group(1) for m in re.finditer(r"^  (\S+)  ", listed.stdout, re.M)}) if listed.returncode == 0 else []
+    if not backends or type in backends:
+        return type
+    raise DriveOptionError(
+        f"unknown remote type {type!r}",
+        hint=f"use one of drivelab's: {', '.join(REMOTE_TYPES)}; or one of rclone's backends: {', '.join(backends)}",
+    )
