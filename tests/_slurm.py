@@ -1,4 +1,5 @@
 """A real single-host Slurm for tests: ``scripts/slurm-local.sh``, brought up once per session.
+And a cluster of two hosts on this machine (``up --nodes 2``), brought up once per module.
 
 ``slurm`` (a session fixture) runs ``scripts/slurm-local.sh up``, which starts the
 cluster, or returns at once when it is already running, and yields a
@@ -14,24 +15,34 @@ brought the cluster up before the tests.
 The cluster is left running when the session ends, whoever started it: a second
 run then starts in a fraction of a second, and a test session never cancels the
 jobs of another that shares the cluster. ``scripts/slurm-local.sh down`` stops it.
+
+``slurm_hosts`` (a module fixture) brings up a cluster of two hosts, each a set of
+Linux namespaces, with a folder, ports, subnet and bridge of its own (``HOSTS_SETTINGS``),
+so that it and the single-host cluster never meet; it yields a :class:`LocalSlurmHosts`
+and removes the cluster (``down``) when the module is done, whatever happened. One test
+session at a time has it (a lock file); it needs root.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _guards import in_ci, skip_or_fail
 
-__all__ = ["SCRIPT", "LocalSlurm", "slurm"]
+__all__ = ["HOSTS_SETTINGS", "SCRIPT", "LocalSlurm", "LocalSlurmHosts", "slurm", "slurm_hosts"]
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "slurm-local.sh"
 UP_TIMEOUT = 300
@@ -112,3 +123,136 @@ def slurm() -> Iterator[LocalSlurm]:
     if nodes[:1] != ["up"] or nodes[1:2] not in (["idle"], ["mixed"], ["allocated"], ["completing"]):
         skip_or_fail(f"the local Slurm's partition {cluster.partition} is not usable (sinfo: {' '.join(nodes)})")
     yield cluster
+
+
+HOSTS_DIR = Path("/var/tmp/drivelab-slurm-hosts-test")
+"""Where the test cluster of hosts lives: not under /tmp, of which every host has its own."""
+HOSTS_SETTINGS = {
+    "SLURM_LOCAL_DIR": str(HOSTS_DIR),
+    "SLURM_LOCAL_PORTS": "6927 6928",
+    "SLURM_LOCAL_SUBNET": "10.213.207.0/24",
+    "SLURM_LOCAL_BRIDGE": "dlslurmtst",
+}
+"""The test cluster of hosts' settings: none of them is the single-host cluster's, nor the defaults."""
+HOSTS_LOCK = Path("/run/lock" if Path("/run/lock").is_dir() else "/var/tmp", "drivelab-slurm-hosts-test.lock")
+HOSTS_LOCK_WAIT = 240
+"""Seconds a test session waits for another one to be done with the cluster of hosts."""
+
+
+@dataclass(frozen=True)
+class LocalSlurmHosts(LocalSlurm):
+    """A running cluster of several hosts on this machine (``scripts/slurm-local.sh up --nodes N``)."""
+
+    nodes: tuple[str, ...]
+    addresses: tuple[str, ...]
+    """Each host's address on the cluster's bridge, in the order of ``nodes``."""
+    settings: tuple[tuple[str, str], ...]
+    etc_hosts: str
+    """This machine's /etc/hosts as it was before ``up``."""
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(dict(self.settings)["SLURM_LOCAL_DIR"])
+
+    @property
+    def bridge(self) -> str:
+        return dict(self.settings)["SLURM_LOCAL_BRIDGE"]
+
+    @property
+    def subnet(self) -> str:
+        return dict(self.settings)["SLURM_LOCAL_SUBNET"]
+
+    def address(self, host: str) -> str:
+        return self.addresses[self.nodes.index(host)]
+
+    def script(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``scripts/slurm-local.sh ARGS`` with this cluster's settings."""
+        env = {**os.environ, **dict(self.settings)}
+        proc = subprocess.run(["bash", str(SCRIPT), *args], check=False, env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            pytest.fail(f"slurm-local.sh {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}",
+                        pytrace=False)
+        return proc
+
+    def on(self, host: str, *command: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` on ``host`` (``slurm-local.sh exec HOST -- COMMAND``)."""
+        return self.script("exec", host, "--", *command, timeout=timeout, check=check)
+
+    def start_on(self, host: str, command: str) -> tuple[subprocess.Popen[str], str]:
+        """Start the shell ``command`` in the background on ``host``: the process, and the
+        command's pid as the host sees it (for ``on(host, "kill", pid)``)."""
+        env = {**os.environ, **dict(self.settings)}
+        proc = subprocess.Popen(["bash", str(SCRIPT), "exec", host, "--", "sh", "-c", f"{command} & echo $!; wait"],
+                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        return proc, proc.stdout.readline().strip()
+
+    def holder(self, host: str) -> int:
+        """The pid of the process that holds ``host``'s namespaces (PID 1 there)."""
+        return int((self.state_dir / "run" / f"{host}.pid").read_text())
+
+
+def _take_lock(path: Path, within: float) -> TextIO | None:
+    """An open file holding an exclusive lock on ``path``, or None after ``within`` s."""
+    handle = path.open("a")
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                return None
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def slurm_hosts() -> Iterator[LocalSlurmHosts]:
+    """A cluster of two hosts on this machine, up for the module; removed afterwards, whatever happened."""
+    if not sys.platform.startswith("linux"):
+        skip_or_fail("the local Slurm runs on Linux only")
+    if os.geteuid() != 0:
+        skip_or_fail("a cluster of hosts on this machine needs root (namespaces, a bridge)")
+    for tool, package in (("unshare", "util-linux"), ("nsenter", "util-linux"), ("ip", "iproute2"), ("ps", "procps")):
+        if shutil.which(tool, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin") is None:
+            skip_or_fail(f"{tool} is missing (apt-get install {package})")
+    lock = _take_lock(HOSTS_LOCK, HOSTS_LOCK_WAIT)
+    if lock is None:
+        skip_or_fail(f"another test session has held the cluster of hosts ({HOSTS_LOCK}) for {HOSTS_LOCK_WAIT} s")
+    env = {**os.environ, **HOSTS_SETTINGS, "SLURM_LOCAL_INSTALL": "1" if in_ci() else "0"}
+
+    def script(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(SCRIPT), *args], check=False, env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=UP_TIMEOUT)
+
+    try:
+        etc_hosts = Path("/etc/hosts").read_text()
+        script("down")  # what a test session that was killed may have left
+        proc = script("up", "--nodes", "2")
+        if proc.returncode != 0:
+            why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+            why = [line for line in why if "error:" in line] or why[-3:]
+            skip_or_fail(f"the local cluster of hosts is not up (`scripts/slurm-local.sh up --nodes 2` exited "
+                         f"{proc.returncode}: {' / '.join(why)})")
+        values = _read_env_file(HOSTS_DIR / "env")
+        nodes = tuple(values["SLURM_LOCAL_NODES"].split(","))
+        conf = Path(values["SLURM_CONF"])
+        addresses = []
+        for node in nodes:
+            shown = subprocess.run(["scontrol", "show", "node", node, "--oneliner"], check=True, capture_output=True,
+                                   text=True, timeout=30, env={**os.environ, "SLURM_CONF": str(conf)}).stdout
+            addresses.append(re.search(r"NodeAddr=(\S+)", shown)[1])
+        yield LocalSlurmHosts(conf=conf, partition=values["SLURM_LOCAL_PARTITION"], node=nodes[0], nodes=nodes,
+                              addresses=tuple(addresses), settings=tuple(HOSTS_SETTINGS.items()), etc_hosts=etc_hosts)
+    finally:
+        try:
+            down = script("down")
+            if down.returncode == 0:
+                shutil.rmtree(HOSTS_DIR, ignore_errors=True)
+        finally:
+            lock.close()
+    if down.returncode != 0:
+        pytest.fail(f"`scripts/slurm-local.sh down` of the cluster of hosts exited {down.returncode}:\n{down.stderr}",
+                    pytrace=False)

@@ -5,13 +5,25 @@ a requeued job runs again, a signal reaches the batch script's handler (sent by
 hand, and before the time limit as ``--signal=B:USR1@N`` asks), a cancelled job
 ends CANCELLED, an unknown partition is refused by name, and submitit runs a
 Python function on the cluster and returns its result.
+
+And the cluster of several hosts on this machine (``up --nodes 2``, each host a set of
+Linux namespaces): a job step runs on two different hostnames; each host has its own
+process table (seen from the host and from a job step there), its own /tmp, and its own
+address, at which the other host reaches it; the rest of the file system is shared; and
+``down`` leaves no bridge, veth, namespace holder nor daemon behind.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,9 +34,9 @@ from _guards import skip_or_fail
 from _waiting import wait_until
 
 if TYPE_CHECKING:
-    from _slurm import LocalSlurm
+    from _slurm import LocalSlurm, LocalSlurmHosts
 
-pytest_plugins = ["_slurm"]  # the `slurm` fixture
+pytest_plugins = ["_slurm"]  # the `slurm` and `slurm_hosts` fixtures
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "slurm-local.sh"
 
@@ -42,8 +54,12 @@ exit 1
 
 
 @pytest.fixture(autouse=True)
-def _cancel_leftover_jobs(tmp_path, slurm):
-    """A test that fails leaves no job of its own running (they would hold the node's CPUs)."""
+def _cancel_leftover_jobs(request, tmp_path):
+    """A test of the single-host cluster that fails leaves no job of its own running (they would hold the node's CPUs)."""
+    if "slurm" not in request.fixturenames:
+        yield
+        return
+    slurm = request.getfixturevalue("slurm")
     yield
     listed = slurm.run("squeue", "--noheader", "--format=%i %Z", check=False).stdout.splitlines()
     mine = [job_id for job_id, _, workdir in (line.partition(" ") for line in listed)
@@ -194,3 +210,162 @@ def test_submitit_runs_a_function_and_returns_its_result(tmp_path, slurm, monkey
     assert job.result() == (5, slurm.partition)
     # The result file is written before the job's processes have exited.
     assert wait_finished(slurm, job.job_id, within=30) == "COMPLETED"
+
+
+# A cluster of several hosts on this machine: `scripts/slurm-local.sh up --nodes 2`.
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder all the hosts see: under /var/tmp (pytest's tmp_path is under /tmp, which every host has its own of)."""
+    path = Path(tempfile.mkdtemp(prefix="drivelab-slurm-shared-", dir="/var/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rpartition(") ")[2][:1] != "Z"
+
+
+def _processes_in_pid_namespace_of(pid: int) -> set[int]:
+    """The processes (their pids here) in the PID namespace of process ``pid``."""
+    namespace = os.readlink(f"/proc/{pid}/ns/pid")
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "ns" / "pid") == namespace:
+                    found.add(int(entry.name))
+            except OSError:
+                pass  # ended meanwhile
+    return found
+
+
+@pytest.mark.timeout(120)
+def test_srun_on_two_hosts_runs_a_task_on_each_hostname(slurm_hosts: LocalSlurmHosts, shared_dir):
+    proc = slurm_hosts.run("srun", "--nodes=2", "--ntasks-per-node=1", "--label", f"--chdir={shared_dir}", "hostname",
+                           timeout=60)
+
+    names = {line.partition(": ")[2] for line in proc.stdout.splitlines()}
+    assert names == set(slurm_hosts.nodes) and len(names) == 2, proc.stdout
+    assert socket.gethostname() not in names
+
+
+@pytest.mark.timeout(90)
+def test_each_host_has_its_own_process_table(slurm_hosts: LocalSlurmHosts, shared_dir):
+    first, second = slurm_hosts.nodes
+    marker = f"sleep {random.randint(100_000, 999_999)}"
+    starter, pid_on_first = slurm_hosts.start_on(first, marker)
+    try:
+        def table(host: str) -> str:
+            return slurm_hosts.on(host, "ps", "-eo", "pid=,args=").stdout
+
+        def step_table(host: str) -> str:
+            return slurm_hosts.run("srun", f"--nodelist={host}", "--nodes=1", f"--chdir={shared_dir}",
+                                   "ps", "-eo", "args=", timeout=60).stdout
+
+        assert f"{pid_on_first} {marker}" in " ".join(table(first).split()), table(first)
+        assert marker not in table(second)
+        # PID 1 of a host is the process that holds its namespaces.
+        assert f"drivelab-slurm-host {second} " in slurm_hosts.on(second, "ps", "-o", "args=", "-p", "1").stdout
+        # A job step sees the process table of the host it runs on.
+        assert marker in step_table(first)
+        assert marker not in step_table(second)
+    finally:
+        slurm_hosts.on(first, "kill", pid_on_first, check=False)
+        starter.wait(timeout=20)
+
+
+@pytest.mark.timeout(90)
+def test_hosts_reach_each_other_and_share_all_but_tmp(slurm_hosts: LocalSlurmHosts, shared_dir):
+    first, second = slurm_hosts.nodes
+    (shared_dir / "greeting.txt").write_text("hello from the shared disk\n")
+    address = slurm_hosts.address(first)
+    server, pid = slurm_hosts.start_on(
+        first, f"exec {sys.executable} -m http.server --bind {address} 8000 --directory {shared_dir}")
+    try:
+        # No proxy: a host reaches the cluster's addresses only.
+        fetch = ("import urllib.request as r; o = r.build_opener(r.ProxyHandler({})); "
+                 f"print(o.open('http://{address}:8000/greeting.txt', timeout=5).read().decode(), end='')")
+        got = wait_until(f"{second} to fetch a file from {first}'s web server",
+                         lambda: (p := slurm_hosts.on(second, sys.executable, "-c", fetch, check=False)).returncode == 0
+                         and p.stdout, within=30, every=0.2)
+        assert got == "hello from the shared disk\n"
+    finally:
+        slurm_hosts.on(first, "kill", pid, check=False)
+        server.wait(timeout=20)
+
+    # A host's one route is the cluster's subnet: there is no way out of it.
+    routes = slurm_hosts.on(second, "ip", "-4", "route", "show").stdout.splitlines()
+    assert [route.split()[0] for route in routes] == [slurm_hosts.subnet]
+
+    # Each host has its own /tmp ...
+    name = f"drivelab-{uuid.uuid4().hex}"
+    slurm_hosts.on(first, "sh", "-c", f"echo first > /tmp/{name}")
+    assert slurm_hosts.on(first, "cat", f"/tmp/{name}").stdout == "first\n"
+    assert slurm_hosts.on(second, "test", "-e", f"/tmp/{name}", check=False).returncode == 1
+    assert not (Path("/tmp") / name).exists()
+    # ... and shares the rest of the file system with the others and with this machine.
+    slurm_hosts.on(second, "sh", "-c", f"echo second > {shared_dir}/from-second")
+    assert slurm_hosts.on(first, "cat", f"{shared_dir}/from-second").stdout == "second\n"
+    assert (shared_dir / "from-second").read_text() == "second\n"
+
+
+@pytest.mark.timeout(30)
+def test_the_script_refuses_bad_settings_for_hosts_before_making_anything(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env["SLURM_LOCAL_DIR"] = str(tmp_path / "never-made")
+
+    def up(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(SCRIPT), "up", *args], check=False, env={**env, **settings},
+                              capture_output=True, text=True, timeout=20)
+
+    for count in ("0", "two", "201"):
+        proc = up("--nodes", count, SLURM_LOCAL_DIR="/var/tmp/drivelab-never-made")
+        assert proc.returncode == 2 and f"--nodes takes a number of hosts from 1 to 200, not '{count}'" in proc.stderr
+    assert "usage:" in up("--nodes").stderr
+    proc = up("--nodes", "2", SLURM_LOCAL_DIR="/var/tmp/drivelab-never-made", SLURM_LOCAL_SUBNET="8.8.8.0/24")
+    assert proc.returncode == 1 and "SLURM_LOCAL_SUBNET=8.8.8.0/24 is not a private subnet" in proc.stderr
+    proc = up("--nodes", "2", SLURM_LOCAL_DIR="/var/tmp/drivelab-never-made", SLURM_LOCAL_SUBNET="10.9.0.5/24")
+    assert proc.returncode == 1 and "did you mean 10.9.0.0/24?" in proc.stderr
+    proc = up("--nodes", "2")  # SLURM_LOCAL_DIR under /tmp
+    assert proc.returncode == 1 and "under /tmp or /run, of which every host has its own" in proc.stderr
+    assert not (tmp_path / "never-made").exists() and not Path("/var/tmp/drivelab-never-made").exists()
+
+
+@pytest.mark.timeout(90)
+def test_down_leaves_no_bridge_veth_namespace_holder_nor_daemon(slurm_hosts: LocalSlurmHosts):
+    # Everything the cluster runs: every process of each host (its holder, munged, slurmd,
+    # slurmctld on the first), each holder's parent (the unshare that made the namespaces),
+    # and this machine's munged for the cluster.
+    processes = set()
+    for host in slurm_hosts.nodes:
+        holder = slurm_hosts.holder(host)
+        processes |= _processes_in_pid_namespace_of(holder)
+        processes.add(int(Path(f"/proc/{holder}/stat").read_text().rpartition(") ")[2].split()[1]))
+    processes.add(int((slurm_hosts.state_dir / "munge" / "controller" / "munged.pid").read_text()))
+    assert len(processes) >= 4 * len(slurm_hosts.nodes) + 1
+    assert Path("/sys/class/net", slurm_hosts.bridge).exists()
+
+    slurm_hosts.script("down")
+
+    assert not [name for name in os.listdir("/sys/class/net") if name.startswith(slurm_hosts.bridge)]
+    assert not [pid for pid in processes if _alive(pid)]
+    conf = f"SLURM_CONF={slurm_hosts.conf}".encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and entry.name != str(os.getpid()):
+                assert conf not in (entry / "environ").read_bytes().split(b"\0"), (entry / "cmdline").read_bytes()
+        except OSError:
+            pass  # ended meanwhile
+    assert str(slurm_hosts.state_dir) not in Path("/proc/self/mountinfo").read_text()
+    assert not (slurm_hosts.state_dir / "run" / "hosts").exists()
+    assert Path("/etc/hosts").read_text() == slurm_hosts.etc_hosts
+    status = slurm_hosts.script("status", check=False)
+    assert status.returncode == 3 and status.stdout.strip() == "not running"
