@@ -26,6 +26,7 @@ import subprocess
 import sys
 import zipfile
 from importlib import metadata
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -35,20 +36,26 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from drivelab import _subprocess
-from drivelab.errors import InstallError
+from drivelab.errors import InstallError, SetupError
 from drivelab.runtime import (
+    Check,
+    InstallResult,
     MachineInfo,
     NvidiaGpu,
     NvidiaInfo,
+    SetupResult,
     SystemInfo,
+    TorchInstall,
     TorchPlan,
+    VerifyReport,
     install_torch,
     plan_torch_install,
+    setup_torch,
     verify_torch,
 )
-from drivelab.runtime._install import build_matches, installer_argv
-from drivelab.runtime._release_table import find_release
-from drivelab.runtime._verify import checks_from_findings
+from drivelab.runtime._builds.releases import find_release
+from drivelab.runtime._install.pip import build_matches, installer_argv
+from drivelab.runtime._verify.verify import checks_from_findings
 
 PY = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
 
@@ -592,7 +599,110 @@ def test_inconsistent_torchvision_is_refused_by_the_installer_and_reported_by_ve
         install_torch(plan, python=fresh_venv, installer="pip", log_dir=tmp_path / "logs")
 
 
+# ------------------------------------------------------------------ setup_torch, the steps together
+
+
+@pytest.fixture
+def steps(monkeypatch):
+    """setup_torch on this machine with the installer and the verifier replaced: what ran, in order."""
+    from drivelab.runtime._install import pip
+    from drivelab.runtime._verify import verify
+
+    ran: list[str] = []
+    passes = {"before": True, "after": True}
+
+    def fake_verify(machine, **_):
+        stage = "after" if any(step.startswith("install") for step in ran) else "before"
+        ran.append(f"verify {stage}")
+        return VerifyReport(python="python", checks=(Check("torch", passes[stage], stage),), torch="2.14.1+cpu")
+
+    def fake_install(plan, *, installer, workspace, reinstall, on_line):
+        ran.append(f"install {installer}")
+        if on_line is not None:
+            on_line("Successfully installed torch")
+        return InstallResult(plan, installer, "python", (), Path("setup.log"), {}, dict(plan.packages))
+
+    monkeypatch.setattr(verify, "verify_torch", fake_verify)
+    monkeypatch.setattr(pip, "install_torch", fake_install)
+    monkeypatch.setattr("drivelab.runtime._machine.detect.detect_machine", lambda: replace(NO_GPU, torch=TorchInstall("2.9.1+cpu", "cpu")))
+    return ran, passes
+
+
+def test_setup_torch_dry_run_plans_only(tmp_path, steps):
+    ran, _ = steps
+    recorded = tmp_path / "h100.json"
+    recorded.write_text(json.dumps(H100.to_dict()))
+    result = setup_torch(machine_file=recorded, dry_run=True, before_install=lambda *_: ran.append("asked"))
+    assert isinstance(result, SetupResult) and result.ok and ran == []
+    assert result.plan.backend == "cu130" and (result.install, result.checked, result.verify) == (None, None, None)
+    doc = result.to_dict()
+    assert set(doc) == SETUP_KEYS - {"kind", "version"} and doc["plan"] == result.plan.to_dict()
+
+
+def test_setup_torch_installs_then_verifies_telling_the_caller_as_it_goes(steps):
+    ran, _ = steps
+    heard: list[str] = []
+    result = setup_torch(
+        installer="pip",
+        before_install=lambda plan, checked: heard.append(f"before {plan.backend} {checked}"),
+        on_line=heard.append,
+        after_install=lambda installed: heard.append(f"after {installed.installer}"),
+    )
+    assert ran == ["install pip", "verify after"]
+    assert heard == ["before cpu None", "Successfully installed torch", "after pip"]
+    assert result.ok and not result.kept and result.install is not None and result.verify is not None
+    assert json.loads(json.dumps(result.to_dict()))["install"]["installer"] == "pip"
+
+
+def test_setup_torch_if_needed_keeps_a_torch_that_passes(steps):
+    ran, _ = steps
+    result = setup_torch(if_needed=True, before_install=lambda *_: ran.append("asked"))
+    assert ran == ["verify before"] and result.kept and result.ok
+    assert result.install is None and result.verify is None and result.checked is not None
+
+
+def test_setup_torch_if_needed_installs_over_a_torch_that_fails(steps):
+    ran, passes = steps
+    passes.update(before=False, after=False)
+    checked_seen = []
+    result = setup_torch(if_needed=True, before_install=lambda plan, checked: checked_seen.append(checked))
+    assert ran == ["verify before", "install auto", "verify after"]
+    assert checked_seen == [result.checked] and not result.checked.ok
+    assert not result.ok and not result.kept  # the check after installing failed: ok is False, no exception
+
+
+def test_setup_torch_stops_before_installing(tmp_path, steps):
+    ran, _ = steps
+    recorded = tmp_path / "nogpu.json"
+    recorded.write_text(json.dumps(NO_GPU.to_dict()))
+    with pytest.raises(SetupError, match="recorded machine"):
+        setup_torch(machine_file=recorded)
+    with pytest.raises(InstallError, match="unknown installer 'conda'"):
+        setup_torch(installer="conda", if_needed=True)
+
+    def refuse(plan, checked):
+        raise SetupError("not now")
+
+    with pytest.raises(SetupError, match="not now"):
+        setup_torch(before_install=refuse)
+    assert ran == []
+
+
+def test_a_machine_file_that_is_not_one_is_a_setup_error(tmp_path):
+    from drivelab.runtime import load_machine
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": "something else"}')
+    with pytest.raises(SetupError, match="cannot read the machine description") as err:
+        load_machine(bad)
+    assert "drivelab runtime --json" in err.value.hint
+
+
 # ------------------------------------------------------------------ the CLI, as a subprocess
+
+
+SETUP_KEYS = {"kind", "version", "dry_run", "refresh", "plan", "kept", "checked", "install", "verify", "ok"}
+"""``drivelab setup torch --json``: the one shape (docs/runtime.md)."""
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -617,6 +727,8 @@ def test_cli_dry_run_json_offline(tmp_path, recorded_h100):
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert (doc["kind"], doc["version"], doc["dry_run"]) == ("setup.torch", 1, True)
+    assert set(doc) == SETUP_KEYS  # one shape, whatever happened: the steps that did not run are null
+    assert (doc["kept"], doc["checked"], doc["install"], doc["verify"], doc["refresh"], doc["ok"]) == (False, None, None, None, None, True)
     plan = doc["plan"]
     assert plan["backend"] == "cu130" and plan["index_url"] == "https://download.pytorch.org/whl/cu130"
     assert plan["requirements"] == ["torch==2.14.1+cu130", "torchvision==0.29.1+cu130", "torchaudio==2.11.0+cu130"]
@@ -676,7 +788,8 @@ def test_cli_setup_if_needed_keeps_a_working_torch_without_the_network(tmp_path,
     done = cli("setup", "torch", "--yes", "--if-needed", "--json", "--index-url", index, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     doc = json.loads(done.stdout)
-    assert doc["kept"] is True and doc["ok"] is True and doc["verify"]["torch"] == torch_here
-    assert "install" not in doc
+    assert set(doc) == SETUP_KEYS and doc["dry_run"] is False
+    assert doc["kept"] is True and doc["ok"] is True and doc["checked"]["torch"] == torch_here
+    assert doc["install"] is None and doc["verify"] is None
     done = cli("setup", "torch", "--yes", "--if-needed", "--index-url", index, cwd=tmp_path)
     assert done.returncode == 0 and "Kept: torch" in done.stderr and "PyTorch works here" in done.stderr

@@ -33,10 +33,11 @@ from drivelab.runtime import (
     detect_machine,
     plan_torch_install,
 )
-from drivelab.runtime._compat import NvidiaDriver, cuda_for_driver, kernel_runs, minor_compat_minimum
-from drivelab.runtime._refresh import refresh_releases
-from drivelab.runtime._release_table import KNOWN_BACKENDS, MACOS_X86_64_LAST, find_release
-from drivelab.runtime._wheel_tags import parse_wheel
+from drivelab.runtime._builds.compat import NvidiaDriver
+from drivelab.runtime._builds.refresh import refresh_releases
+from drivelab.runtime._builds.releases import KNOWN_BACKENDS, MACOS_X86_64_LAST, find_release
+from drivelab.runtime._builds.wheel_files import parse_wheel
+from drivelab.runtime._cuda import CUDA_DRIVERS, cuda_for_driver, kernel_runs, min_driver_for_cuda, minor_compat_minimum
 
 NEWEST = max(RELEASES, key=lambda r: r.parsed)
 # The newest release whose GPU builds the table lists (2.15.0 lists only CPU and macOS builds so far).
@@ -649,13 +650,84 @@ def test_kernel_compatibility(cc, sm, ptx, runs):
     assert kernel_runs(cc, sm, ptx) is runs
 
 
-def test_driver_to_cuda():
-    assert cuda_for_driver("580.65.06") == (13, 0)
+# NVIDIA CUDA Toolkit Release Notes, Table 3 "CUDA Toolkit and Corresponding Driver Versions", column
+# "Linux x86_64 Driver Version", the GA row of each release, as the CUDA 13.2 Update 2 notes print it
+# (CUDA 11.0's GA is 11.0.2). No CUDA 12.7 was published. 13.3's row is from the 13.3 notes.
+NVIDIA_GA_DRIVERS = [
+    ((9, 0), "384.81"),
+    ((9, 1), "390.46"),
+    ((9, 2), "396.26"),
+    ((10, 0), "410.48"),
+    ((10, 1), "418.39"),
+    ((10, 2), "440.33"),
+    ((11, 0), "450.51.05"),
+    ((11, 1), "455.23"),
+    ((11, 2), "460.27.03"),
+    ((11, 3), "465.19.01"),
+    ((11, 4), "470.42.01"),
+    ((11, 5), "495.29.05"),
+    ((11, 6), "510.39.01"),
+    ((11, 7), "515.43.04"),
+    ((11, 8), "520.61.05"),
+    ((12, 0), "525.60.13"),
+    ((12, 1), "530.30.02"),
+    ((12, 2), "535.54.03"),
+    ((12, 3), "545.23.06"),
+    ((12, 4), "550.54.14"),
+    ((12, 5), "555.42.02"),
+    ((12, 6), "560.28.03"),
+    ((12, 8), "570.26"),
+    ((12, 9), "575.51.03"),
+    ((13, 0), "580.65.06"),
+    ((13, 1), "590.44.01"),
+    ((13, 2), "595.45.04"),
+    ((13, 3), "610.43.02"),
+]
+
+
+def _just_below(version: str) -> str:
+    """``"570.26"`` -> ``"570.25"``, ``"465.19.01"`` -> ``"465.19.00"``: the driver one step older."""
+    head, _, last = version.rpartition(".")
+    return f"{head}.{int(last) - 1:0{len(last)}d}"
+
+
+# Each minimum gives its CUDA; a driver one step older, the CUDA of the row before (none before 9.0).
+DRIVER_BOUNDARIES = [
+    case
+    for i, (cuda, minimum) in enumerate(NVIDIA_GA_DRIVERS)
+    for case in ((minimum, cuda), (_just_below(minimum), NVIDIA_GA_DRIVERS[i - 1][0] if i else None))
+]
+
+
+def test_one_driver_table_and_it_is_nvidias():
+    assert list(CUDA_DRIVERS) == NVIDIA_GA_DRIVERS
+
+
+@pytest.mark.parametrize(("driver", "cuda"), DRIVER_BOUNDARIES, ids=[driver for driver, _ in DRIVER_BOUNDARIES])
+def test_driver_to_cuda_at_each_minimum_and_just_below_it(driver, cuda):
+    assert cuda_for_driver(driver) == cuda
+
+
+def test_driver_to_cuda_between_and_beyond_the_rows():
+    assert cuda_for_driver("565.57.01") == (12, 6)  # R565 says 12.7 itself; NVIDIA published no CUDA 12.7 toolkit
     assert cuda_for_driver("570.86.10") == (12, 8)
     assert cuda_for_driver("470.82.01") == (11, 4)
     assert cuda_for_driver("595.58.03") == (13, 2)
-    assert cuda_for_driver("390.1") is None
-    assert cuda_for_driver("weird") is None
+    assert cuda_for_driver("615.71.09") == (13, 3)  # a release after the table: the newest CUDA it vouches for
+    assert cuda_for_driver("450.36.06") == (10, 2)  # CUDA 11.0's release candidate driver, below 11.0 GA's
+    assert cuda_for_driver("390.1") == (9, 0)  # 390.46 is 9.1 GA's
+    assert cuda_for_driver("367.48") is None and cuda_for_driver("weird") is None  # older than the table; not a version
+
+
+@pytest.mark.parametrize(("cuda", "minimum"), NVIDIA_GA_DRIVERS)
+def test_min_driver_for_each_cuda_is_its_ga_driver(cuda, minimum):
+    assert min_driver_for_cuda(cuda) == minimum
+
+
+def test_min_driver_for_a_cuda_without_a_row():
+    assert min_driver_for_cuda((12, 7)) == "570.26"  # no 12.7: the first release after it
+    assert min_driver_for_cuda((13, 4)) is None  # beyond the table
+    assert min_driver_for_cuda((8, 0)) == "384.81"
 
 
 def test_wheel_names():

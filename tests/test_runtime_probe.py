@@ -20,11 +20,12 @@ import jsonschema
 import pytest
 
 from drivelab.runtime import CommandResult, MachineInfo, Probe, RecordedProbe, RuntimeInfo, SystemProbe, detect_machine, panel_rows
-from drivelab.runtime._amd import gfx_from_target_version
-from drivelab.runtime._detect import torch_build
-from drivelab.runtime._intel import xpu_device_name
-from drivelab.runtime._nvidia import compute_capability_for_name, cuda_for_driver
-from drivelab.runtime._probe import NVML_LIBRARY_NOT_FOUND, NvmlSnapshot, PlatformFacts, RecordingProbe
+from drivelab.runtime._cuda import cuda_for_driver
+from drivelab.runtime._machine.amd import gfx_from_target_version
+from drivelab.runtime._machine.intel import xpu_device_name
+from drivelab.runtime._machine.nvidia import compute_capability_for_name
+from drivelab.runtime._machine.probe import NVML_LIBRARY_NOT_FOUND, NvmlSnapshot, PlatformFacts, RecordingProbe
+from drivelab.runtime._machine.system import torch_build
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINES_DIR = Path(__file__).resolve().parent / "runtime_machines"
@@ -245,7 +246,8 @@ def test_the_notebook_and_terminal_panels_show_the_same_rows(capsys):
         ("550.54.14", (12, 4)),
         ("555.42.02", (12, 5)),
         ("560.28.03", (12, 6)),
-        ("566.36", (12, 7)),  # Windows numbering of R565
+        ("565.57.01", (12, 6)),  # R565 reports "12.7", a CUDA NVIDIA published no toolkit of
+        ("566.36", (12, 6)),  # Windows numbering of R565
         ("570.26", (12, 8)),
         ("572.16", (12, 8)),
         ("575.51.03", (12, 9)),
@@ -253,13 +255,14 @@ def test_the_notebook_and_terminal_panels_show_the_same_rows(capsys):
         ("590.44.01", (13, 1)),
         ("595.71.05", (13, 2)),
         ("610.57.04", (13, 3)),
-        ("615.71.09", (13, 4)),
-        ("700.10", (13, 4)),  # newer than the table: at least the newest it knows
+        ("615.71.09", (13, 3)),  # newer than the table: the newest CUDA it vouches for
+        ("700.10", (13, 3)),
         ("367.48", None),
         ("garbage", None),
     ],
 )
-def test_cuda_version_from_driver_branch(driver, cuda):
+def test_cuda_version_of_drivers_seen_in_the_wild(driver, cuda):
+    """The probe's fallback when neither NVML nor nvidia-smi says the CUDA version: the one table (``_cuda``)."""
     assert cuda_for_driver(driver) == cuda
 
 
@@ -443,6 +446,30 @@ def test_this_machine_is_detected_sanely(tmp_path):
     assert machine.torch.build == torch_build(installed)
 
 
+def test_the_public_face_declares_what_it_serves():
+    import drivelab.runtime as runtime
+
+    assert sorted(runtime.__all__) == sorted(runtime._names) == sorted(dir(runtime)) and len(set(runtime.__all__)) == len(runtime.__all__)
+    for name in runtime.__all__:
+        assert getattr(runtime, name) is not None, name
+    # What the other layers and the CLI take from it.
+    used_elsewhere = {"require_torch", "MachineInfo", "detect_machine", "info", "verify_torch", "resource_usage", "load_machine", "setup_torch", "PanelRow"}
+    assert used_elsewhere <= set(runtime.__all__)
+
+
+def test_every_runtime_module_imports_on_its_own():
+    """Each room's modules import in a fresh interpreter in any order (no import cycle, even at run time)."""
+    import pkgutil
+
+    import drivelab.runtime as runtime
+
+    names = sorted(m.name for m in pkgutil.walk_packages(runtime.__path__, "drivelab.runtime."))
+    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    for name in names:
+        done = subprocess.run([sys.executable, "-c", code, name], capture_output=True, text=True, timeout=60, env=child_env())
+        assert done.returncode == 0, (name, done.stderr[-2000:])
+
+
 def test_detection_does_not_import_torch():
     code = "import sys; from drivelab.runtime import detect_machine; detect_machine(); print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=child_env())
@@ -461,7 +488,7 @@ def test_runtime_json_does_not_import_torch(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    assert "drivelab.runtime._nvidia" in imported  # detection ran (import_module'd _detect itself is not listed)
+    assert "drivelab.runtime._machine.nvidia" in imported  # detection ran
     assert not {name for name in imported if name == "torch" or name.startswith("torch.")}
 
 

@@ -10,7 +10,7 @@ import typer
 
 from drivelab.cli._output import console, emit_json, escape
 from drivelab.cli.commands._common import JsonOption
-from drivelab.cli.commands.setup import MachineOption, load_machine, render_report
+from drivelab.cli.commands.setup import MachineOption, render_report
 
 
 def doctor(
@@ -31,7 +31,7 @@ def doctor(
 
     Example: drivelab doctor
     """
-    from drivelab.runtime import verify_torch
+    from drivelab.runtime import load_machine, verify_torch
 
     machine = load_machine(machine_file)
     report = verify_torch(machine, python=str(python) if python else sys.executable, timeout=timeout)

@@ -28,25 +28,21 @@ def runtime(
 
     Example: drivelab runtime --check
     """
-    import tempfile
+    from drivelab.runtime import info
 
-    from drivelab.runtime import detect_machine, panel_rows
-
-    folder = _workspace_folder(workspace)
-    scratch = Path(tempfile.gettempdir())
-    machine = detect_machine(workspace=folder, scratch=scratch)
+    panel = info(_workspace_folder(workspace))
     report = None
     if check:
         from drivelab.runtime import verify_torch
 
-        report = verify_torch(machine)
+        report = verify_torch(panel.machine)
     if json_output:
-        payload: dict[str, Any] = machine.to_dict()
+        payload: dict[str, Any] = panel.machine.to_dict()
         if report is not None:
             payload["check"] = report.to_dict()
         emit_json("runtime", payload)
     else:
-        render_panel(panel_rows(machine, {"workspace": folder, "scratch": scratch}))
+        render_panel(panel.rows)
         if report is not None:
             render_report(report)
     if report is not None and not report.ok:

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -15,7 +14,7 @@ from drivelab.cli.commands._common import JsonOption
 from drivelab.errors import SetupError
 
 if TYPE_CHECKING:  # runtime modules load inside the command: `--dry-run` must start fast
-    from drivelab.runtime import MachineInfo, TorchPlan, VerifyReport
+    from drivelab.runtime import InstallResult, SetupResult, TorchPlan, VerifyReport
 
 app = typer.Typer(help="Set up the runtime: the PyTorch build that fits this machine; /content for Colab notebooks.", no_args_is_help=True)
 
@@ -27,29 +26,6 @@ MachineOption = Annotated[
         show_default=False,
     ),
 ]
-
-
-def load_machine(machine_file: Path | None) -> MachineInfo:
-    """The machine to plan for: a recorded description, else this machine, probed."""
-    if machine_file is not None:
-        from drivelab.runtime import machine_from_dict
-
-        try:
-            data = json.loads(machine_file.read_text(encoding="utf-8"))
-            return machine_from_dict(data)
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise SetupError(
-                f"cannot read the machine description {machine_file}: {exc}",
-                hint="pass the JSON written by `drivelab runtime --json`",
-            ) from exc
-    try:
-        from drivelab.runtime import detect_machine
-    except ImportError as exc:
-        raise SetupError(
-            "probing this machine is not available in this drivelab build",
-            hint="pass --machine FILE with a recorded machine description",
-        ) from exc
-    return detect_machine()
 
 
 def render_plan(plan: TorchPlan, *, title: str = "PyTorch plan") -> None:
@@ -138,89 +114,63 @@ def torch(
     Examples: drivelab setup torch --dry-run;  drivelab setup torch --yes;
     drivelab setup torch --find-links ./wheels --yes;  drivelab setup torch --yes --if-needed
     """
-    from drivelab.runtime import plan_torch_install
+    from drivelab.runtime import setup_torch
 
-    machine = load_machine(machine_file)
-    releases = None
-    refresh_notes: list[str] = []
-    if refresh:
-        from drivelab.runtime import DEFAULT_INDEX_ROOT, refresh_releases
+    if not dry_run and installer not in ("auto", "pip", "uv"):
+        raise typer.BadParameter("choose pip, uv or auto", param_hint="--installer")
 
-        root = DEFAULT_INDEX_ROOT if not index_url else index_url
-        result = refresh_releases(root)
-        releases = result.releases
-        refresh_notes = list(result.notes)
-    plan = plan_torch_install(
-        machine,
+    def before_install(plan: TorchPlan, checked: VerifyReport | None) -> None:
+        if checked is not None and not json_output:
+            render_report(checked)
+            console.print("The installed PyTorch does not pass the checks: installing the plan.")
+        render_plan(plan)
+        _confirm(yes)
+        console.rule("[bold]Installing[/]", align="left")
+
+    def after_install(installed: InstallResult) -> None:
+        for note in installed.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+        console.print(f"Installer log: {installed.log}")
+        console.rule("[bold]Verifying[/]", align="left")
+
+    result = setup_torch(
+        machine_file=machine_file,
+        dry_run=dry_run,
         backend=backend,
         torch_version=torch_version,
         index_url=index_url,
         find_links=find_links,
-        releases=releases,
-    )
-    if dry_run:
-        if json_output:
-            emit_json("setup.torch", {"dry_run": True, "plan": plan.to_dict(), "refresh": refresh_notes})
-            return
-        for note in refresh_notes:
-            console.print(f"[dim]{escape(note)}[/]")
-        render_plan(plan)
-        return
-
-    if machine_file is not None:
-        raise SetupError("--machine plans for a recorded machine; it cannot install there", hint="add --dry-run")
-    from drivelab.runtime import install_torch, verify_torch
-
-    if installer not in ("auto", "pip", "uv"):
-        raise typer.BadParameter("choose pip, uv or auto", param_hint="--installer")
-    if if_needed and machine.torch is not None and machine.torch.torch is not None:
-        current = verify_torch(machine)
-        if current.ok:
-            if json_output:
-                emit_json("setup.torch", {"dry_run": False, "plan": plan.to_dict(), "kept": True, "verify": current.to_dict(), "ok": True})
-            else:
-                render_report(current)
-                console.print(
-                    f"Kept: torch {escape(current.torch or '?')} passes the checks (--if-needed). The plan would install "
-                    f"{escape(', '.join(plan.requirements()))}; run `drivelab setup torch` without --if-needed for that.",
-                    soft_wrap=True,
-                )
-            return
-        if not json_output:
-            render_report(current)
-            console.print("The installed PyTorch does not pass the checks: installing the plan.")
-    render_plan(plan)
-    _confirm(yes)
-    workspace = _workspace_or_none()
-    console.rule("[bold]Installing[/]", align="left")
-    installed = install_torch(
-        plan,
-        installer=installer,
-        workspace=workspace,
+        refresh=refresh,
+        if_needed=if_needed,
         reinstall=reinstall,
+        installer=installer,
+        before_install=before_install,
         on_line=lambda line: console.print(f"[dim]{escape(line)}[/]", soft_wrap=True),
+        after_install=after_install,
     )
-    for note in installed.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
-    console.print(f"Installer log: {installed.log}")
-    console.rule("[bold]Verifying[/]", align="left")
-    report = verify_torch(machine)
     if json_output:
-        emit_json("setup.torch", {"dry_run": False, "plan": plan.to_dict(), "install": installed.to_dict(), "verify": report.to_dict(), "ok": report.ok})
+        emit_json("setup.torch", result.to_dict())
     else:
-        render_report(report)
-    if not report.ok:
+        render_setup(result)
+    if not result.ok:
         raise typer.Exit(1)
 
 
-def _workspace_or_none() -> Any:
-    from drivelab.errors import WorkspaceError
-    from drivelab.workspace import find_workspace
-
-    try:
-        return find_workspace(None)
-    except WorkspaceError:
-        return None
+def render_setup(result: SetupResult) -> None:
+    """What the command shows once ``setup_torch`` is done (the install itself was shown as it ran)."""
+    if result.dry_run:
+        for note in result.refresh.notes if result.refresh else ():
+            console.print(f"[dim]{escape(note)}[/]")
+        render_plan(result.plan)
+    elif result.kept and result.checked is not None:
+        render_report(result.checked)
+        console.print(
+            f"Kept: torch {escape(result.checked.torch or '?')} passes the checks (--if-needed). The plan would install "
+            f"{escape(', '.join(result.plan.requirements()))}; run `drivelab setup torch` without --if-needed for that.",
+            soft_wrap=True,
+        )
+    elif result.verify is not None:
+        render_report(result.verify)
 
 
 @app.command("colab")

@@ -30,51 +30,39 @@ Linux runs the Windows driver, so its numbers are compared with Windows' figures
 AMD GPUs need their gfx target among the ROCm build's; Intel GPUs the XPU build;
 Apple silicon PyPI's default build (MPS built in).
 
-Sources:
+Sources: NVIDIA's ([driver], [minor], [binary], [arch]) are named in
+:mod:`drivelab.runtime._cuda`, which holds the tables they give. And:
 
-[driver]  NVIDIA CUDA Toolkit release notes, table "CUDA Toolkit and Corresponding
-          Driver Versions" (Linux x86_64, GA releases): the driver each CUDA
-          version needs natively.
-[minor]   NVIDIA CUDA Compatibility guide, "Minor Version Compatibility" (CUDA 11.x
-          ">= 450.80.02", CUDA 12.x ">= 525", CUDA 13.x ">= 580"), with the exact
-          minimums of the release notes' table "CUDA Toolkit and Minimum Required
-          Driver Version for CUDA Minor Version Compatibility": CUDA 11.x >= 450.80.02
-          (Linux) / >= 452.39 (Windows); CUDA 12.x >= 525.60.13 (Linux) / >= 527.41
-          (Windows), the drivers CUDA 12.0 GA shipped with; CUDA 13.x >= 580.65.06
-          (Linux), CUDA 13.0 GA's driver. CUDA 13 no longer bundles a Windows
-          driver, so no finer Windows figure than the guide's ">= 580" is used.
 [pt]      pytorch/pytorch issue 82913, "PyTorch CI/binary smoke test should validate
           minor version compatibility feature" (closed as implemented, 2022), run on a
           Tesla M60 with driver 470.82.01 (CUDA 11.4).
-[ptx]     The same guide: applications that JIT-compile PTX need a driver at least
-          as new as the toolkit that generated it (cudaErrorUnsupportedPtxVersion).
-[binary]  NVIDIA CUDA C Programming Guide, "Binary Compatibility" and "PTX Compatibility".
-[arch]    NVIDIA CUDA Toolkit release notes and features archive, the release that
-          first targets each architecture: 8.0 in 11.0, 8.6 in 11.1, 8.9 and 9.0 in
-          11.8, 10.0 and 12.0 in 12.8, 10.3 and 12.1 in 12.9, 11.0 in 13.0.
+[ptx]     NVIDIA CUDA Compatibility guide: applications that JIT-compile PTX need a
+          driver at least as new as the toolkit that generated it
+          (cudaErrorUnsupportedPtxVersion).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from drivelab.runtime._model import MachineInfo
-from drivelab.runtime._wheel_tags import platform_key
-
-if TYPE_CHECKING:
-    from drivelab.runtime._release_table import Backend
+from drivelab.runtime._builds.wheel_tags import platform_key
+from drivelab.runtime._cuda import (
+    ARCH_FIRST_CUDA,
+    CC,
+    cuda_for_driver,
+    driver_tuple,
+    kernel_runs,
+    min_driver_for_cuda,
+    minor_compat_minimum,
+)
+from drivelab.runtime._model.machine import MachineInfo
+from drivelab.runtime._model.pytorch import Backend
 
 __all__ = [
-    "CC",
     "NATIVE",
     "MINOR_COMPAT",
-    "kernel_runs",
-    "cuda_for_driver",
-    "min_driver_for_cuda",
-    "minor_compat_minimum",
     "NvidiaDriver",
     "Needs",
     "machine_needs",
@@ -89,114 +77,12 @@ __all__ = [
     "gpu_list",
 ]
 
-CC = tuple[int, int]
 RunMode = Literal["native", "minor-compat"]
 NATIVE: RunMode = "native"
 MINOR_COMPAT: RunMode = "minor-compat"
 
 
-# --------------------------------------------------------------------------- kernels
-
-
-def kernel_runs(cc: CC, sm: Iterable[CC], ptx: Iterable[CC] = ()) -> bool:
-    """Whether a GPU of compute capability ``cc`` finds a kernel among these archs [binary].
-
-    A cubin for X.y runs on X.z with z >= y (same major only): sm_86 serves an
-    RTX 4090 (8.9), sm_60 serves a GTX 1080 (6.1). PTX for X.y is JIT-compiled
-    for any GPU of capability >= X.y, never an older one. Pass no ``ptx`` where
-    the driver cannot JIT-compile the build's PTX (minor-version compatibility).
-    """
-    major, minor = cc
-    if any(a == major and b <= minor for a, b in sm):
-        return True
-    return any((major, minor) >= p for p in ptx)
-
-
-# ------------------------------------------------------------------- driver -> CUDA
-
-# NVIDIA driver per CUDA version, Linux x86_64, GA releases [driver].
-_CUDA_DRIVERS: tuple[tuple[CC, str], ...] = (
-    ((11, 0), "450.36.06"),
-    ((11, 1), "455.23"),
-    ((11, 2), "460.27.03"),
-    ((11, 3), "465.19.01"),
-    ((11, 4), "470.42.01"),
-    ((11, 5), "495.29.05"),
-    ((11, 6), "510.39.01"),
-    ((11, 7), "515.43.04"),
-    ((11, 8), "520.61.05"),
-    ((12, 0), "525.60.13"),
-    ((12, 1), "530.30.02"),
-    ((12, 2), "535.54.03"),
-    ((12, 3), "545.23.06"),
-    ((12, 4), "550.54.14"),
-    ((12, 5), "555.42.02"),
-    ((12, 6), "560.28.03"),
-    ((12, 8), "570.26"),
-    ((12, 9), "575.51.03"),
-    ((13, 0), "580.65.06"),
-    ((13, 1), "590.44.01"),
-    ((13, 2), "595.45.04"),
-    ((13, 3), "610.43.02"),
-)
-
-# CUDA major -> (Linux, Windows) minimum driver for minor-version compatibility [minor].
-_MINOR_COMPAT_DRIVERS: dict[int, tuple[str, str]] = {
-    11: ("450.80.02", "452.39"),
-    12: ("525.60.13", "527.41"),
-    13: ("580.65.06", "580"),
-}
-
-
-# GPU architecture -> the first CUDA version that knows it [arch]. Older architectures
-# predate every CUDA version drivelab plans for.
-_ARCH_FIRST_CUDA: dict[CC, CC] = {
-    (8, 0): (11, 0),
-    (8, 6): (11, 1),
-    (8, 9): (11, 8),
-    (9, 0): (11, 8),
-    (10, 0): (12, 8),
-    (12, 0): (12, 8),
-    (10, 3): (12, 9),
-    (12, 1): (12, 9),
-    (11, 0): (13, 0),
-}
-
-
-def _driver_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version))
-
-
-def cuda_for_driver(driver_version: str) -> CC | None:
-    """The newest CUDA version an NVIDIA driver runs natively, from NVIDIA's table; None if unknown.
-
-    Only a fallback: NVML's own answer (``cuda_driver_version``) is better.
-    Minor-version compatibility stretches this for builds of the same CUDA
-    major: see :meth:`NvidiaDriver.runs`.
-    """
-    have = _driver_tuple(driver_version)
-    if not have:
-        return None
-    best: CC | None = None
-    for cuda, minimum in _CUDA_DRIVERS:
-        if have >= _driver_tuple(minimum):
-            best = cuda
-    return best
-
-
-def min_driver_for_cuda(cuda: Sequence[int]) -> str | None:
-    """The oldest Linux driver that runs CUDA ``cuda`` natively."""
-    want = tuple(cuda[:2])
-    for version, minimum in _CUDA_DRIVERS:
-        if version >= want:
-            return minimum
-    return None
-
-
-def minor_compat_minimum(major: int, *, windows: bool = False) -> str | None:
-    """The oldest driver that runs every CUDA ``major``.x build through minor-version compatibility."""
-    floors = _MINOR_COMPAT_DRIVERS.get(major)
-    return None if floors is None else floors[1 if windows else 0]
+# ------------------------------------------------------------------------ the driver
 
 
 @dataclass(frozen=True)
@@ -232,7 +118,7 @@ class NvidiaDriver:
         if self.cuda is not None and want <= self.cuda:
             return NATIVE
         floor = minor_compat_minimum(want[0], windows=self.windows)
-        if floor is not None and self.version and _driver_tuple(self.version) >= _driver_tuple(floor):
+        if floor is not None and self.version and driver_tuple(self.version) >= driver_tuple(floor):
             return MINOR_COMPAT
         return None
 
@@ -406,14 +292,14 @@ def _cuda_fit(backend: Backend, needs: Needs) -> Fit:
         )
     minor = mode == MINOR_COMPAT
     ptx = () if minor else backend.ptx
-    unknown = [i for i, (_, cc) in enumerate(needs.gpus) if cc is not None and _ARCH_FIRST_CUDA.get(cc, (0, 0)) > driver.cuda]
+    unknown = [i for i, (_, cc) in enumerate(needs.gpus) if cc is not None and ARCH_FIRST_CUDA.get(cc, (0, 0)) > driver.cuda]
     served = [i for i, (_, cc) in enumerate(needs.gpus) if i not in unknown and (cc is None or kernel_runs(cc, backend.sm, ptx))]
     if len(served) == len(needs.gpus):
         return Fit(True, served, minor_compat=minor)
     missing = [needs.gpus[i] for i in range(len(needs.gpus)) if i not in served]
     ptx_only = [(name, cc) for name, cc in missing if cc is not None and kernel_runs(cc, (), backend.ptx)]
     if unknown:
-        first = max(_ARCH_FIRST_CUDA[needs.gpus[i][1]] for i in unknown)  # type: ignore[index]
+        first = max(ARCH_FIRST_CUDA[needs.gpus[i][1]] for i in unknown)  # type: ignore[index]
         reason = (
             f"{needs.cuda_source}, older than {gpu_list([needs.gpus[i] for i in unknown])}, which CUDA {fmt_version(first)} "
             f"first supports: no build runs on it before driver {min_driver_for_cuda(first)}"

@@ -2,7 +2,7 @@
 
 :func:`refresh_releases` reads ``<index>/torch/``, ``/torchvision/`` and
 ``/torchaudio/`` and merges what they list (versions, builds, Python tags,
-platforms) into the release table of :mod:`._release_table`. Offline it changes
+platforms) into the release table of :mod:`.releases`. Offline it changes
 nothing and says so, so planning never depends on the network.
 """
 
@@ -11,28 +11,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from packaging.version import Version
 
-from drivelab.runtime._release_table import RELEASES, TABLE_DATE, TorchRelease
-from drivelab.runtime._wheel_tags import DEFAULT_INDEX_ROOT, WheelFile, parse_wheel
+from drivelab.runtime._builds.releases import RELEASES, TABLE_DATE
+from drivelab.runtime._builds.wheel_files import WheelFile, parse_wheel
+from drivelab.runtime._builds.wheel_tags import DEFAULT_INDEX_ROOT
+from drivelab.runtime._model.pytorch import TorchRelease
+from drivelab.runtime._model.results import RefreshResult
 
-__all__ = ["RefreshResult", "refresh_releases", "merge_wheels"]
-
-
-@dataclass(frozen=True)
-class RefreshResult:
-    releases: tuple[TorchRelease, ...]
-    online: bool
-    index_url: str
-    notes: tuple[str, ...] = ()
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"online": self.online, "index_url": self.index_url, "notes": list(self.notes), "releases": [r.version for r in self.releases]}
-
+__all__ = ["refresh_releases", "merge_wheels"]
 
 _HREF = re.compile(r"""<a\s[^>]*href=["']([^"'#]+)""", re.IGNORECASE)
 

@@ -4,9 +4,9 @@ One :class:`TorchRelease` per torch version holds the matching torchvision and
 torchaudio, the Python versions with wheels, and one :class:`Backend` per build
 ("cpu", "cu130", "rocm7.2", "xpu", "default") and platform: the CUDA or ROCm
 version, the GPU architectures its kernels were compiled for, and the oldest
-NVIDIA driver that runs its CUDA version natively. Whether a build runs on a
-machine is :mod:`._compat`'s to say; refreshing the table from an index is
-:mod:`._refresh`'s.
+NVIDIA driver that runs its CUDA version natively. Both types are the model's
+(:mod:`drivelab.runtime._model.pytorch`); whether a build runs on a machine is
+:mod:`.compat`'s to say; refreshing the table from an index is :mod:`.refresh`'s.
 
 The table is kept by hand from public sources, named next to each fact:
 
@@ -21,7 +21,7 @@ The table is kept by hand from public sources, named next to each fact:
            (a public report that checked the build script against the wheels).
 [rocm]     pytorch/pytorch .ci/docker/manywheel/build.sh, PYTORCH_ROCM_ARCH per ROCm
            generation.
-[driver]   NVIDIA CUDA Toolkit release notes (see :mod:`._compat`).
+[driver]   NVIDIA CUDA Toolkit release notes (see :mod:`drivelab.runtime._cuda`).
 [versions] pytorch.org get-started/previous-versions and install commands published
            for each release (torch / torchvision / torchaudio triples); torchaudio
            2.11.0 "supports torch>=2.11" (pytorch/audio#4212), so torch 2.12-2.14 pair
@@ -44,18 +44,13 @@ an arch wrongly claimed would install kernels that do not run.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Sequence
 
-from packaging.version import Version
-
-from drivelab.runtime._compat import CC, kernel_runs, min_driver_for_cuda
-from drivelab.runtime._wheel_tags import parse_backend, python_tag
+from drivelab.runtime._builds.wheel_tags import parse_backend
+from drivelab.runtime._cuda import CC, min_driver_for_cuda
+from drivelab.runtime._model.pytorch import Backend, TorchRelease
 
 __all__ = [
-    "Backend",
-    "TorchRelease",
     "RELEASES",
     "MACOS_X86_64_LAST",
     "TABLE_DATE",
@@ -65,139 +60,6 @@ __all__ = [
 ]
 
 TABLE_DATE = "2026-11"
-
-
-# ----------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One build of one release on some platforms: what its wheels need and carry."""
-
-    name: str
-    """The index name and local version tag: ``"cu130"``, ``"rocm7.2"``, ``"xpu"``,
-    ``"cpu"``; ``"default"`` is PyPI's build (no local tag)."""
-    kind: str
-    """``"cuda"``, ``"rocm"``, ``"xpu"``, ``"cpu"`` or ``"default"``."""
-    platforms: tuple[str, ...]
-    """Where these wheels exist: ``"linux_x86_64"``, ``"linux_aarch64"``,
-    ``"windows_x86_64"``, ``"macos_arm64"``, ``"macos_x86_64"``."""
-    version: tuple[int, ...] | None = None
-    """The CUDA or ROCm version, e.g. ``(13, 0)``."""
-    sm: tuple[CC, ...] = ()
-    """Compute capabilities with compiled kernels (cubins)."""
-    ptx: tuple[CC, ...] = ()
-    """Compute capabilities also shipped as PTX, which the driver JIT-compiles for
-    any newer GPU (never an older one)."""
-    gfx: tuple[str, ...] = ()
-    """ROCm: the LLVM targets the wheels carry."""
-    min_driver: str | None = None
-    """CUDA: the oldest NVIDIA Linux driver that runs this CUDA version natively (GA)."""
-    experimental: bool = False
-    """Listed as experimental for its release in PyTorch's compatibility matrix."""
-    note: str = ""
-
-    @property
-    def version_text(self) -> str | None:
-        return ".".join(map(str, self.version)) if self.version else None
-
-    def serves(self, cc: CC, *, jit: bool = True) -> bool:
-        """Whether a GPU of compute capability ``cc`` finds kernels in these wheels; with
-        ``jit=False`` only compiled ones (SASS), as under CUDA's minor-version compatibility."""
-        return kernel_runs(cc, self.sm, self.ptx if jit else ())
-
-    def arch_names(self) -> list[str]:
-        """Like ``torch.cuda.get_arch_list()``: ``["sm_75", ..., "compute_120"]``."""
-        if self.kind == "rocm":
-            return list(self.gfx)
-        return [f"sm_{a}{b}" for a, b in self.sm] + [f"compute_{a}{b}" for a, b in self.ptx]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "platforms": list(self.platforms),
-            "version": self.version_text,
-            "archs": self.arch_names(),
-            "min_driver": self.min_driver,
-            "experimental": self.experimental,
-        }
-
-
-@dataclass(frozen=True)
-class TorchRelease:
-    """One torch version with the domain libraries that go with it."""
-
-    version: str
-    torchvision: str
-    torchaudio: str | None
-    """None where no torchaudio goes with it."""
-    python: tuple[str, ...]
-    """Python versions with torch and torchvision wheels: ``("3.10", ..., "3.14")``."""
-    backends: tuple[Backend, ...]
-    released: str
-    """Year and month, ``"2026-10"``."""
-    torchaudio_python: tuple[str, ...] | None = None
-    """Python versions torchaudio has wheels for, when not the same as torch's."""
-    torchaudio_backends: frozenset[str] | None = None
-    """Builds torchaudio has, when not the same as torch's."""
-    wheels: Mapping[str, frozenset[tuple[str, str, str]]] | None = None
-    """Learned from an index: package -> {(backend, python tag, platform)}; a
-    backend listed here for a package is known exactly, others follow the table."""
-    source: str = "table"
-
-    @property
-    def line(self) -> str:
-        """The release line, ``"2.14"``."""
-        return ".".join(self.version.split(".")[:2])
-
-    @property
-    def parsed(self) -> Version:
-        return Version(self.version)
-
-    def backend(self, name: str, platform: str) -> Backend | None:
-        for backend in self.backends:
-            if backend.name == name and platform in backend.platforms:
-                return backend
-        return None
-
-    def backend_names(self, platform: str | None = None) -> list[str]:
-        names: list[str] = []
-        for backend in self.backends:
-            if (platform is None or platform in backend.platforms) and backend.name not in names:
-                names.append(backend.name)
-        return names
-
-    def package_version(self, package: str) -> str | None:
-        return {"torch": self.version, "torchvision": self.torchvision, "torchaudio": self.torchaudio}[package]
-
-    def has_wheel(self, package: str, backend: str, python: str, platform: str) -> bool:
-        """Whether ``package`` of this release has a wheel for that build, Python and platform."""
-        tag = python_tag(python)
-        if self.wheels is not None:
-            known = self.wheels.get(package)
-            if known is not None and any(entry[0] == backend for entry in known):
-                return (backend, tag, platform) in known
-        if self.backend(backend, platform) is None:
-            return False
-        if package == "torchaudio":
-            if self.torchaudio is None:
-                return False
-            if self.torchaudio_backends is not None and backend not in self.torchaudio_backends:
-                return False
-            return python in (self.torchaudio_python or self.python)
-        return python in self.python
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "torchvision": self.torchvision,
-            "torchaudio": self.torchaudio,
-            "python": list(self.python),
-            "released": self.released,
-            "backends": [b.to_dict() for b in self.backends],
-            "source": self.source,
-        }
 
 
 # ------------------------------------------------------------------- small helpers

@@ -15,10 +15,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from drivelab.errors import PlanError, UnknownBackendError
-from drivelab.runtime._release_table import KNOWN_BACKENDS, TorchRelease, find_release
-from drivelab.runtime._wheel_tags import WheelFile, parse_backend, scan_wheels
+from drivelab.runtime._builds.releases import KNOWN_BACKENDS, find_release
+from drivelab.runtime._builds.wheel_tags import parse_backend
+from drivelab.runtime._model.pytorch import TorchRelease
+
+if TYPE_CHECKING:  # wheel files are read only for --find-links
+    from drivelab.runtime._builds.wheel_files import WheelFile
 
 __all__ = ["BACKEND_ENV", "Overrides", "resolve_overrides"]
 
@@ -118,6 +123,8 @@ def resolve_overrides(
 
 
 def _wheels_in(folder_text: str) -> tuple[WheelFile, ...]:
+    from drivelab.runtime._builds.wheel_files import scan_wheels
+
     folder = Path(folder_text)
     if not folder.is_dir():
         raise PlanError(

@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,10 @@ from packaging.version import InvalidVersion, Version
 
 from drivelab import _subprocess
 from drivelab.errors import InstallError
-from drivelab.runtime._plan import FAMILY, TorchPlan
+from drivelab.runtime._model.pytorch import FAMILY, TorchPlan
+from drivelab.runtime._model.results import InstallResult
 
-__all__ = ["InstallResult", "install_torch", "installer_argv", "build_matches"]
+__all__ = ["install_torch", "installer_argv", "build_matches"]
 
 # pip settings from configuration files that are safe to carry over when the files
 # themselves are set aside (they change how to connect or what to accept, not where
@@ -57,43 +57,6 @@ _SOURCE_ENV = (
     "UV_FIND_LINKS",
     "UV_NO_INDEX",
 )
-
-
-@dataclass(frozen=True)
-class InstallResult:
-    """What ``install_torch`` did."""
-
-    plan: TorchPlan
-    installer: str
-    """``"pip"`` or ``"uv"``."""
-    python: str
-    commands: tuple[tuple[str, ...], ...]
-    """Each command run, redacted."""
-    log: Path
-    before: dict[str, str | None]
-    installed: dict[str, str | None]
-    forced_reinstall: bool = False
-    """Whether the second, ``--force-reinstall --no-deps`` step was needed."""
-    notes: tuple[str, ...] = ()
-    seconds: float = 0.0
-
-    @property
-    def changed(self) -> bool:
-        return self.before != self.installed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "installer": self.installer,
-            "python": self.python,
-            "commands": [list(c) for c in self.commands],
-            "log": str(self.log),
-            "before": dict(self.before),
-            "installed": dict(self.installed),
-            "changed": self.changed,
-            "forced_reinstall": self.forced_reinstall,
-            "notes": list(self.notes),
-            "seconds": round(self.seconds, 2),
-        }
 
 
 # ------------------------------------------------------------------- what is there

@@ -1,14 +1,14 @@
 """Which PyTorch build fits this machine: one consistent torch/torchvision/torchaudio set.
 
-Whether a build runs here is :mod:`._compat`'s rule (the driver runs its CUDA
+Whether a build runs here is the rule of :mod:`drivelab.runtime._builds.compat` (the driver runs its CUDA
 version, natively or through CUDA's minor-version compatibility, and every GPU
 finds kernels in it). Among the builds that run, the newest torch release wins,
 then the best build of it: stable before experimental, the full
 torch/torchvision/torchaudio set before a partial one, one the driver runs
 natively before one it runs through minor-version compatibility, the newest
-CUDA. What the user forced (:mod:`._overrides`) is resolved before choosing.
+CUDA. What the user forced (:mod:`.overrides`) is resolved before choosing.
 
-Planning is offline: it reads the release table (:mod:`._release_table`), or a
+Planning is offline: it reads the release table (:mod:`drivelab.runtime._builds.releases`), or a
 refreshed copy of it, and, for ``find_links``, the wheels in that folder.
 """
 
@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from drivelab.errors import PlanError
-from drivelab.runtime._compat import (
-    CC,
+from drivelab.runtime._builds.compat import (
     Fit,
     Needs,
     cuda_build_text,
@@ -31,74 +30,19 @@ from drivelab.runtime._compat import (
     gpu_list,
     machine_needs,
     min_driver_to_run,
-    minor_compat_minimum,
     minor_compat_note,
 )
-from drivelab.runtime._model import MachineInfo
-from drivelab.runtime._overrides import BACKEND_ENV, Overrides, resolve_overrides
-from drivelab.runtime._release_table import MACOS_X86_64_LAST, RELEASES, Backend, TorchRelease
-from drivelab.runtime._wheel_tags import WheelFile, index_url_for, parse_backend
+from drivelab.runtime._builds.releases import MACOS_X86_64_LAST, RELEASES
+from drivelab.runtime._builds.wheel_tags import index_url_for, parse_backend
+from drivelab.runtime._cuda import CC, minor_compat_minimum
+from drivelab.runtime._install.overrides import BACKEND_ENV, Overrides, resolve_overrides
+from drivelab.runtime._model.machine import MachineInfo
+from drivelab.runtime._model.pytorch import FAMILY, Backend, TorchPlan, TorchRelease
 
-__all__ = ["TorchPlan", "plan_torch_install", "BACKEND_ENV", "FAMILY"]
+if TYPE_CHECKING:  # wheel files are read only for --find-links
+    from drivelab.runtime._builds.wheel_files import WheelFile
 
-FAMILY = ("torch", "torchvision", "torchaudio")
-
-
-@dataclass(frozen=True)
-class TorchPlan:
-    """What to install and why. ``packages`` maps each package to the exact
-    version, local build tag included (``"2.14.1+cu130"``)."""
-
-    backend: str
-    index_url: str | None
-    """The one index to install from (``--index-url``); None with ``find_links``."""
-    find_links: str | None
-    """A local folder (or URL) of wheels, installed with ``--no-index``."""
-    packages: dict[str, str]
-    torch_release: str
-    python: str
-    platform: str
-    explanation: str
-    """One paragraph: why this build."""
-    warnings: tuple[str, ...] = ()
-    overrides: dict[str, str] = field(default_factory=dict)
-    """What the user forced: ``{"backend": "cu126 (--backend)"}``."""
-    cuda: str | None = None
-    rocm: str | None = None
-    archs: tuple[str, ...] = ()
-    """The GPU architectures the build carries (``sm_75`` ... / ``gfx90a`` ...)."""
-    notes: tuple[str, ...] = ()
-    """What to know about a plan that stands, e.g. a build the driver runs through
-    CUDA's minor-version compatibility: less than a warning."""
-
-    @property
-    def build(self) -> str:
-        """The build every package of the plan must have: the backend name."""
-        return self.backend
-
-    def requirements(self) -> list[str]:
-        """``["torch==2.14.1+cu130", ...]`` in install order."""
-        return [f"{name}=={self.packages[name]}" for name in FAMILY if name in self.packages]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "backend": self.backend,
-            "index_url": self.index_url,
-            "find_links": self.find_links,
-            "packages": dict(self.packages),
-            "requirements": self.requirements(),
-            "torch_release": self.torch_release,
-            "python": self.python,
-            "platform": self.platform,
-            "cuda": self.cuda,
-            "rocm": self.rocm,
-            "archs": list(self.archs),
-            "explanation": self.explanation,
-            "warnings": list(self.warnings),
-            "notes": list(self.notes),
-            "overrides": dict(self.overrides),
-        }
-
+__all__ = ["plan_torch_install", "BACKEND_ENV"]
 
 _KIND_NAMES = {"cuda": "a CUDA", "rocm": "a ROCm", "xpu": "an XPU", "cpu": "a CPU", "default": "a PyPI"}
 
@@ -106,10 +50,10 @@ _KIND_NAMES = {"cuda": "a CUDA", "rocm": "a ROCm", "xpu": "an XPU", "cpu": "a CP
 # --------------------------------------------------------------------- availability
 
 
-@dataclass
-class _Source:
+class _Source(NamedTuple):
     """Where packages come from: an index (the table says what exists) or a folder
-    of wheels (only what is there exists)."""
+    of wheels (only what is there exists). The planner's own records are named
+    tuples: a dry run pays for no dataclass machinery it does not use."""
 
     releases: Sequence[TorchRelease]
     wheels: list[WheelFile] | None = None
@@ -156,8 +100,7 @@ def _rank(backend: Backend, release: TorchRelease, source: _Source, needs: Needs
     return (backend.experimental, not full, width, fit(backend, needs).minor_compat, tuple(-v for v in (backend.version or ())))
 
 
-@dataclass
-class _Choice:
+class _Choice(NamedTuple):
     release: TorchRelease
     backend: Backend
     partial: list[int] | None = None
@@ -231,8 +174,7 @@ def _first_with_backend(source: _Source, needs: Needs, name: str, version: str |
 # ------------------------------------------------------------------------- the plan
 
 
-@dataclass
-class _Request:
+class _Request(NamedTuple):
     """One planning call, once the overrides are resolved: where packages come from, what the
     machine asks, what the user forced, and the warnings gathered so far."""
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 
-from drivelab.runtime._model import AmdGpu, AmdInfo
-from drivelab.runtime._probe import CommandResult, Probe
+from drivelab.runtime._machine.probe import CommandResult, Probe
+from drivelab.runtime._model.machine import AmdGpu, AmdInfo
 
 __all__ = ["detect_amd", "gfx_from_target_version"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
-from drivelab.runtime._model import XpuInfo
-from drivelab.runtime._probe import Probe
+from drivelab.runtime._machine.probe import Probe
+from drivelab.runtime._model.machine import XpuInfo
 
 __all__ = ["detect_xpu", "xpu_device_name"]
 

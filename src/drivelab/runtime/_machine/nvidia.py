@@ -12,8 +12,8 @@ Probes, in order of trust, each optional:
    above gave it.
 
 A field no probe gave is filled from a table: the CUDA version from the
-driver branch (NVIDIA's "CUDA Toolkit and Corresponding Driver Versions"),
-the compute capability from the GPU's name. What went wrong on the way is
+driver version (NVIDIA's "CUDA Toolkit and Corresponding Driver Versions", in
+:mod:`drivelab.runtime._cuda`), the compute capability from the GPU's name. What went wrong on the way is
 kept, in plain words, in :attr:`NvidiaInfo.problems`.
 """
 
@@ -23,8 +23,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from drivelab.runtime._model import NvidiaGpu, NvidiaInfo
-from drivelab.runtime._probe import (
+from drivelab.runtime._cuda import cuda_for_driver
+from drivelab.runtime._machine.probe import (
     NVML_DRIVER_NOT_LOADED,
     NVML_LIBRARY_NOT_FOUND,
     NVML_VERSION_MISMATCH,
@@ -32,8 +32,9 @@ from drivelab.runtime._probe import (
     PlatformFacts,
     Probe,
 )
+from drivelab.runtime._model.machine import NvidiaGpu, NvidiaInfo
 
-__all__ = ["detect_nvidia", "cuda_for_driver", "compute_capability_for_name", "CUDA_BY_DRIVER_BRANCH"]
+__all__ = ["detect_nvidia", "compute_capability_for_name"]
 
 PROC_VERSION = "/proc/driver/nvidia/version"
 SYS_MODULE_VERSION = "/sys/module/nvidia/version"
@@ -46,60 +47,6 @@ QUERY_FIELDS_OLD = "index,name,memory.total,driver_version"
 
 def smi_query(fields: str) -> list[str]:
     return [f"--query-gpu={fields}", "--format=csv,noheader,nounits"]
-
-
-# The newest CUDA version each driver branch supports, as nvidia-smi reports it
-# (NVIDIA's table "CUDA Toolkit and Corresponding Driver Versions"; Windows
-# drivers of a branch are numbered a little higher, e.g. 572.xx in R570).
-CUDA_BY_DRIVER_BRANCH: tuple[tuple[int, tuple[int, int]], ...] = (
-    (384, (9, 0)),
-    (390, (9, 1)),
-    (396, (9, 2)),
-    (410, (10, 0)),
-    (418, (10, 1)),
-    (440, (10, 2)),
-    (450, (11, 0)),
-    (455, (11, 1)),
-    (460, (11, 2)),
-    (465, (11, 3)),
-    (470, (11, 4)),
-    (495, (11, 5)),
-    (510, (11, 6)),
-    (515, (11, 7)),
-    (520, (11, 8)),
-    (525, (12, 0)),
-    (530, (12, 1)),
-    (535, (12, 2)),
-    (545, (12, 3)),
-    (550, (12, 4)),
-    (555, (12, 5)),
-    (560, (12, 6)),
-    (565, (12, 7)),
-    (570, (12, 8)),
-    (575, (12, 9)),
-    (580, (13, 0)),
-    (590, (13, 1)),
-    (595, (13, 2)),
-    (610, (13, 3)),
-    (615, (13, 4)),
-)
-
-
-def cuda_for_driver(driver_version: str) -> tuple[int, int] | None:
-    """The newest CUDA version a driver supports, from its branch: ``"580.65.06"`` -> ``(13, 0)``.
-
-    None for a driver older than the table. A driver newer than the table gets
-    the newest CUDA version the table knows (it supports at least that).
-    """
-    match = re.match(r"\s*(\d+)", driver_version)
-    if not match:
-        return None
-    branch = int(match.group(1))
-    cuda = None
-    for first, version in CUDA_BY_DRIVER_BRANCH:
-        if branch >= first:
-            cuda = version
-    return cuda
 
 
 # Compute capability by GPU name, for when no probe reports it (drivers

@@ -1,7 +1,8 @@
 """The one door through which the runtime layer looks at a machine.
 
-Detection (``_detect``) never touches files, programs, NVML or the platform
-directly: it asks a :class:`Probe`. Two implementations:
+Detection (:mod:`.detect` and the probes beside it) never touches files,
+programs, NVML or the platform directly: it asks a :class:`Probe`. Two
+implementations:
 
 * :class:`SystemProbe` looks at the real machine. Every command has a timeout;
   a missing program, file or library is an answer ("not found"), never an

@@ -1,14 +1,15 @@
 """Read a :class:`MachineInfo` back from its JSON form (``MachineInfo.to_dict()``).
 
 Used to plan for a recorded machine (``drivelab setup torch --machine FILE``),
-for example the output of ``drivelab runtime --json`` taken on another box.
+for example the output of ``drivelab runtime --json`` taken on another box
+(:func:`drivelab.runtime._machine.detect.load_machine`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from drivelab.runtime._model import (
+from drivelab.runtime._model.machine import (
     AmdGpu,
     AmdInfo,
     MachineInfo,
@@ -74,3 +75,4 @@ def machine_from_dict(data: dict[str, Any]) -> MachineInfo:
     xpu = XpuInfo(devices=tuple(data["xpu"].get("devices") or ())) if isinstance(data.get("xpu"), dict) else None
     torch = TorchInstall(**_fields(TorchInstall, data["torch"])) if isinstance(data.get("torch"), dict) else None
     return MachineInfo(system=system, nvidia=nvidia, amd=amd, mps=mps, xpu=xpu, torch=torch)
+

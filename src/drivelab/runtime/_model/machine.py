@@ -1,7 +1,7 @@
 """What the runtime layer knows about a machine: plain, JSON-ready dataclasses.
 
-Probing (``_probe`` / ``_detect``) fills these in; planning (``_plan``) reads
-them. Versions are tuples of ints where they are compared (``(12, 8)``) and
+The probes (:mod:`drivelab.runtime._machine`) fill these in; planning and
+verifying read them. Versions are tuples of ints where they are compared (``(12, 8)``) and
 strings where they are only shown (a driver version ``"580.65.06"``).
 """
 

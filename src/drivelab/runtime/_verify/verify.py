@@ -1,6 +1,6 @@
 """Prove that the installed PyTorch works on this machine, in a fresh interpreter.
 
-:func:`verify_torch` runs a small probe (``_verify_script.py``) with the
+:func:`verify_torch` runs a small probe (``script.py``, beside this module) with the
 interpreter being checked: it imports torch, lists the devices torch sees, runs
 a matmul and a conv on each, and loads torchvision's compiled ops. The findings
 are turned into :class:`Check` results here, against what the machine is and
@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,68 +26,23 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from drivelab.errors import PlanError
-from drivelab.runtime._compat import MINOR_COMPAT, NvidiaDriver, kernel_runs, min_driver_for_cuda
-from drivelab.runtime._model import MachineInfo
-from drivelab.runtime._plan import TorchPlan, plan_torch_install
-from drivelab.runtime._release_table import expected_torchaudio, find_release
+from drivelab.runtime._builds.compat import MINOR_COMPAT, NvidiaDriver
+from drivelab.runtime._builds.releases import expected_torchaudio, find_release
+from drivelab.runtime._cuda import kernel_runs, min_driver_for_cuda
+from drivelab.runtime._install.plan import plan_torch_install
+from drivelab.runtime._model.machine import MachineInfo
+from drivelab.runtime._model.pytorch import TorchPlan
+from drivelab.runtime._model.results import Check, VerifyReport
 
-__all__ = ["Check", "VerifyReport", "verify_torch", "checks_from_findings", "run_probe"]
+__all__ = ["verify_torch", "checks_from_findings", "run_probe"]
 
 _MARK = "@@drivelab-verify@@ "
-_SCRIPT = Path(__file__).with_name("_verify_script.py")
+_SCRIPT = Path(__file__).with_name("script.py")
 
 NO_KERNEL = "no kernel image is available for execution on the device"
 NOT_COMPILED = "Torch not compiled with CUDA enabled"
 DRIVER_TOO_OLD = "The NVIDIA driver on your system is too old"
 NMS_MISSING = "operator torchvision::nms does not exist"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One verified fact: ``ok``, what was found (``detail``), and how to fix a failure."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail, "fix": self.fix}
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    python: str
-    """The interpreter that was checked."""
-    checks: tuple[Check, ...]
-    python_version: str | None = None
-    torch: str | None = None
-    """The torch version that imported, or None."""
-    expected: TorchPlan | None = None
-    """What ``drivelab setup torch`` would install here (None if no plan fits)."""
-    findings: dict[str, Any] = field(default_factory=dict)
-    """The raw findings of the probe, by stage."""
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return all(check.ok for check in self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [check for check in self.checks if not check.ok]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "python": self.python,
-            "python_version": self.python_version,
-            "torch": self.torch,
-            "checks": [c.to_dict() for c in self.checks],
-            "expected": self.expected.to_dict() if self.expected else None,
-            "findings": self.findings,
-            "seconds": round(self.seconds, 2),
-        }
 
 
 # -------------------------------------------------------------------------- probe
