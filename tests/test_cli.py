@@ -291,6 +291,13 @@ def test_an_unknown_drive_mode_is_a_usage_error(workspace):
     assert "unknown drive mode 'bogus'" in proc.stderr and "mount, sync" in proc.stderr
 
 
+def test_choices_for_local_files_that_exclude_each_other_are_a_usage_error(workspace):
+    proc = drivelab_cli("drive", "mount", "--copy-local", "--set-aside", "-w", str(workspace), cwd=workspace.parent)
+    assert proc.returncode == 2, describe(proc)
+    assert_no_traceback(proc)
+    assert "exclude each other" in proc.stderr and "pass one of them" in proc.stderr
+
+
 def test_an_unknown_pytorch_backend_is_a_usage_error(tmp_path):
     proc = drivelab_cli("setup", "torch", "--dry-run", "--backend", "cu999", cwd=tmp_path)
     assert proc.returncode == 2, describe(proc)

@@ -504,9 +504,10 @@ def test_detached_job_survives_its_launcher_and_jobs_logs_and_stop_work(workspac
         follow = subprocess.Popen(drivelab_argv("jobs", "logs", "bg", "-f"), cwd=workspace, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         following = Output(follow.stdout)
         following.wait_for("tick", 60)  # it has printed the log so far, and follows it
-        stop = drivelab("jobs", "stop", "bg", "--json", cwd=workspace, timeout=60)
+        stop = drivelab("jobs", "stop", "bg", cwd=workspace, timeout=60)
         assert stop.returncode == 0, describe(stop)
-        assert json.loads(stop.stdout)["state"] == "stopped"
+        # It says how to go on: the same run name and script, from the workspace.
+        assert f"resume it from its last checkpoint: drivelab run --run bg {path}" in stop.stderr, describe(stop)  # the console writes to stderr
         assert follow.wait(30) == 0, following.text  # -f ends with the job
         followed = following.finish()
         assert "tick 1" in followed and "got SIGTERM" in followed and "job bg: stopped" in followed

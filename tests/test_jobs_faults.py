@@ -60,6 +60,20 @@ def test_disk_full_while_a_checkpoint_is_written_is_one_clean_error_not_retried(
     assert "not restarted" in status["summary"] and "restarting" not in proc.stderr, describe(proc)
 
 
+def test_a_status_that_cannot_be_written_on_a_full_disk_is_said_once_and_the_job_goes_on(workspace, script):
+    path = script("hello.py", "print('hello from the job', flush=True)\n")
+    with small_tmpfs(workspace / "drive" / "runs" / "nospace", "64k") as run_dir:
+        with contextlib.suppress(OSError), open(run_dir / "filler", "wb") as fh:
+            while True:
+                fh.write(b"x" * 4096)  # until the file system is full
+        proc = drivelab("run", "--run", "nospace", path, cwd=workspace)
+    said = proc.stdout + proc.stderr
+    assert "Traceback" not in said, describe(proc)
+    assert "hello from the job" in said, describe(proc)
+    assert said.count("status.json could not be written: No space left on device") == 1, describe(proc)
+    assert proc.returncode == 0, describe(proc)
+
+
 def test_every_write_of_the_training_code_on_a_full_disk_raises_disk_full_error(tmp_path):
     import torch
 

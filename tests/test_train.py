@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -162,14 +162,20 @@ def test_sigkill_mid_training_then_rerun_resumes_exactly(dataset_root, tmp_path)
     subprocess.run(_main_py(ws.root, dataset_root, "whole"), check=True, env=env, capture_output=True, timeout=300)
 
     run = ws.runs / "killed"
-    proc = subprocess.Popen(_main_py(ws.root, dataset_root, "killed"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # Progress lines within an epoch say when epoch 2 is under way: killed on its first one, past its first step.
+    argv = _main_py(ws.root, dataset_root, "killed")
+    argv[argv.index("--log-every") + 1] = "0.05"
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said: list[str] = []
     try:
-        deadline = time.monotonic() + 240
-        while not (run / "ckpt-epoch0001.pt.sha256").exists():
-            assert proc.poll() is None, proc.stdout.read().decode()
-            assert time.monotonic() < deadline, "no checkpoint of epoch 1 in time"
-            time.sleep(0.02)
-        time.sleep(0.3)  # well inside epoch 2
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the process's own output paces this loop; pytest's timeout bounds it
+            said.append(line)
+            if re.match(r"\s*epoch 2 \[\d*[1-9]\d*/", line):
+                break
+        else:
+            raise AssertionError("the run ended before epoch 2 was under way:\n" + "".join(said))
+        assert (run / "ckpt-epoch0001.pt.sha256").exists(), "".join(said)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:

@@ -131,9 +131,12 @@ export interface DriveDocument {
   remote: string | null;
   spec: string | null;
   phase: DriveSummary['phase'];
-  pending_uploads: number;
-  uploading: number;
-  errored_files: number;
+  /** null: rclone did not answer (see `stats_error`, `last_stats`); never shown as zero. */
+  pending_uploads: number | null;
+  uploading: number | null;
+  errored_files: number | null;
+  stats_error?: string | null;
+  last_stats?: { pending_uploads: number | null; age: number; time: string } | null;
   remounts: number;
   events?: { time: string; event: string; [detail: string]: unknown }[];
   error: string | null;

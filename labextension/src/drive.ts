@@ -67,7 +67,7 @@ export class DrivePanel extends Panel {
             ['Remote', drive.spec ?? drive.remote ?? '?'],
             ['Mode', drive.mode === 'mount' ? 'mount (FUSE, files fetched when read)' : 'sync (a local copy, synced both ways)'],
             ['State', drive.phase + (drive.read_only ? ', read-only' : '')],
-            ['Pending uploads', drive.live ? `${drive.pending_uploads}` + (drive.uploading ? ` (${drive.uploading} uploading now)` : '') : '-'],
+            ['Pending uploads', drive.live ? pendingText(drive) : '-'],
             ['Remounts', `${drive.remounts}`],
             ['In use by', drive.users.map(u => `${u.what} (pid ${u.pid})`).join(', ') || '-']
           ];
@@ -101,7 +101,7 @@ export class DrivePanel extends Panel {
       this.flush.disabled = !remote || drive.phase !== 'live';
       this.unmount.disabled = !remote || !attached;
     }
-    if (this.busy && !this.progress.hidden && drive.live) {
+    if (this.busy && !this.progress.hidden && drive.live && drive.pending_uploads !== null) {
       this.showPending(drive.pending_uploads);
     }
   }
@@ -151,7 +151,7 @@ export class DrivePanel extends Panel {
   private doFlush(): Promise<void> {
     this.pendingAtStart = 0;
     this.progress.hidden = false;
-    this.showPending(this.drive?.pending_uploads ?? 0);
+    this.showPending(this.drive?.pending_uploads ?? 0);  // unknown counts as none yet: the bar follows the next known count
     return this.run(this.flush, 'Flushing…', async () => {
       const result = await request<FlushResult>(this.settings, 'drive/flush', { method: 'POST', timeoutMs: 0 });
       return `Flushed: ${result.files} file${result.files === 1 ? '' : 's'} (${bytes(result.bytes)}) landed in ${result.seconds.toFixed(1)} s; nothing pending.`;
@@ -167,4 +167,14 @@ export class DrivePanel extends Panel {
       return `Flushed (${result.files} file${result.files === 1 ? '' : 's'}) and unmounted.`;
     });
   }
+}
+
+/** The pending count as measured, or "unknown" with the last known count and its age: never a made-up zero. */
+function pendingText(drive: DriveDocument): string {
+  if (drive.pending_uploads === null) {
+    const last = drive.last_stats;
+    const known = last && last.pending_uploads !== null ? `; ${last.pending_uploads} as of ${Math.round(last.age)} s ago` : '';
+    return `unknown (rclone not answering${known})`;
+  }
+  return `${drive.pending_uploads}` + (drive.uploading ? ` (${drive.uploading} uploading now)` : '');
 }

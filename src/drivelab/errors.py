@@ -148,7 +148,17 @@ class MountError(DriveError):
 
 
 class FlushError(DriveError):
-    """Pending uploads did not land before the timeout; nothing was discarded."""
+    """Pending uploads did not land before the timeout; nothing was discarded.
+
+    ``pending`` counts the uploads that had not landed (None when unknown);
+    ``remote_silent`` is True when rclone was live but the remote took none
+    of them (unreachable or not answering): they land once it answers.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, pending: int | None = None, remote_silent: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.pending = pending
+        self.remote_silent = remote_silent
 
 
 class DriveInUseError(DriveError):

@@ -35,7 +35,8 @@ _EXPORTS = {
     "_flush": ["flush"],
     "_host": ["fuse_available", "NO_FUSE_ENV"],
     "_results": ["FlushResult", "DetachResult"],
-    "_status": ["DriveState", "status", "is_attached"],
+    "_status": ["DriveState", "status", "is_attached", "remote_spec", "cached_copy"],
+    "_landed": ["write_when_landed"],
     "_users": ["users", "release"],
     "_notebook": ["mount", "flush_and_unmount"],
     "_copy": ["FolderListing", "has_remote", "list_folder", "copy_folder"],
@@ -57,5 +58,6 @@ if TYPE_CHECKING:
     from drivelab.drive._rclone import MIN_VERSION, Rclone, find_rclone
     from drivelab.drive._remotes import REMOTE_TYPES, TYPE_NAMES, RemoteInfo, check_remote_type, connect, import_remote, list_remotes, remove_remote
     from drivelab.drive._results import DetachResult, FlushResult
-    from drivelab.drive._status import DriveState, is_attached, status
+    from drivelab.drive._landed import write_when_landed
+    from drivelab.drive._status import DriveState, cached_copy, is_attached, remote_spec, status
     from drivelab.drive._users import release, users

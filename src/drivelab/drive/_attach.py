@@ -13,22 +13,27 @@ the recorded state in :mod:`~drivelab.drive._status`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 from drivelab._background import ProcessExited, ReadyTimeout, spawn, stop, wait_ready
 from drivelab.drive import _guard
 from drivelab.drive._config import CACHE_MODES, MODES, DrivePaths, WatchdogState, load_settings, read_watchdog_state, save_settings
-from drivelab.drive._host import clear_dead_mount, fuse_available
+from drivelab.drive._host import clear_dead_mount, fuse_available, mount_table_has, rclone_alive
 from drivelab.drive._local import LOCAL_FILE_CHOICES, ensure_folders, handle_local_files
 from drivelab.drive._remotes import get_remote
 from drivelab.drive._status import DriveState, status, watchdog_state
 from drivelab.drive._users import hold
 from drivelab.errors import DriveOptionError, MountError
 from drivelab.workspace import Workspace
+
+ORPHAN_GRACE = 5.0
+"""Seconds an rclone left without its watchdog gets to stop on SIGTERM before it is killed."""
 
 __all__ = ["attach"]
 
@@ -87,64 +92,96 @@ def attach(
         raise DriveOptionError(f"unknown cache mode {cache_mode!r}", hint=f"use one of: {', '.join(CACHE_MODES)}")
     if local_files is not None and local_files not in LOCAL_FILE_CHOICES:
         raise DriveOptionError(f"unknown choice for local files {local_files!r}", hint=f"use one of: {', '.join(LOCAL_FILE_CHOICES)}")
-    settings = load_settings(ws)
     paths = DrivePaths(ws)
-    if remote is not None:
-        get_remote(ws, remote)  # a clear error for an unknown name
-    current = watchdog_state(ws)
-    if current is not None and current.phase in ("live", "down", "starting"):
-        if remote is None or remote == settings.remote:
-            if user:
-                hold(ws, user)
-            state = status(ws)
-            state.notices = [*state.notices, f"the drive {settings.remote} is already attached ({state.mode})"]
-            return state
-        raise MountError(
-            f"the drive is attached to {settings.remote!r}, not {remote!r}",
-            hint="run `drivelab drive unmount` first",
-        )
-    if remote is not None:
-        settings.remote = remote
-    if settings.remote is None:
-        if read_only or read_only_once:
-            raise MountError("the local drive cannot be attached read-only", hint="connect a remote with `drivelab drive connect` first")
-        ensure_folders(ws.drive)
-        return DriveState(mode="local", live=True, path=ws.drive, phase="local")
-    entry = get_remote(ws, settings.remote)
-    if mode is not None:
-        settings.mode = mode
-    if cache_mode is not None:
-        settings.cache_mode = cache_mode
-    if cache_max_size is not None:
-        settings.cache_max_size = cache_max_size
-    if dir_cache_time is not None:
-        settings.dir_cache_time = dir_cache_time
-    if read_only is not None:
-        settings.read_only = read_only
-    use_mode = settings.mode
-    if use_mode == "mount":
-        ok, why = fuse_available()
-        if not ok:
-            notice(f"FUSE is not available ({why}): keeping drive/ in sync with {entry.spec} instead of mounting it")
-            use_mode = "sync"
-
-    # A mount left behind by a killed watchdog answers "Transport endpoint is not connected"; a folder
-    # left immutable by a watchdog that died with the machine must take the local files' moves again.
-    clear_dead_mount(ws.drive)
-    if ws.drive.is_dir() and not os.path.ismount(ws.drive):
-        _guard.release(ws.drive)
-    ws.drive.mkdir(parents=True, exist_ok=True)
-    allow_non_empty = handle_local_files(ws, entry.spec, use_mode, local_files, notice)
-    save_settings(ws, settings)
-    _start_watchdog(ws, paths, use_mode, allow_non_empty, notices, timeout, read_only_once=read_only_once)
-    if not (settings.read_only or read_only_once):
-        with contextlib.suppress(OSError):
+    # One attach at a time: two at once would each find no watchdog, and the second would take down the
+    # first one's live mount to start its own.
+    with attach_lock(paths, wait=timeout + 30.0):
+        settings = load_settings(ws)
+        if remote is not None:
+            get_remote(ws, remote)  # a clear error for an unknown name
+        current = watchdog_state(ws)
+        if current is not None and current.phase in ("live", "down", "starting"):
+            if remote is None or remote == settings.remote:
+                if user:
+                    hold(ws, user)
+                state = status(ws)
+                state.notices = [*state.notices, f"the drive {settings.remote} is already attached ({state.mode})"]
+                return state
+            raise MountError(
+                f"the drive is attached to {settings.remote!r}, not {remote!r}",
+                hint="run `drivelab drive unmount` first",
+            )
+        if remote is not None:
+            settings.remote = remote
+        if settings.remote is None:
+            if read_only or read_only_once:
+                raise MountError("the local drive cannot be attached read-only", hint="connect a remote with `drivelab drive connect` first")
             ensure_folders(ws.drive)
-    if user:
-        hold(ws, user)
-    state = status(ws)
-    state.notices = notices
-    return state
+            return DriveState(mode="local", live=True, path=ws.drive, phase="local")
+        entry = get_remote(ws, settings.remote)
+        if mode is not None:
+            settings.mode = mode
+        if cache_mode is not None:
+            settings.cache_mode = cache_mode
+        if cache_max_size is not None:
+            settings.cache_max_size = cache_max_size
+        if dir_cache_time is not None:
+            settings.dir_cache_time = dir_cache_time
+        if read_only is not None:
+            settings.read_only = read_only
+        use_mode = settings.mode
+        if use_mode == "mount":
+            ok, why = fuse_available()
+            if not ok:
+                notice(f"FUSE is not available ({why}): keeping drive/ in sync with {entry.spec} instead of mounting it")
+                use_mode = "sync"
+
+        # A mount left behind by a killed watchdog answers "Transport endpoint is not connected"; a folder
+        # left immutable by a watchdog that died with the machine must take the local files' moves again.
+        raw = read_watchdog_state(paths)
+        if raw is not None and rclone_alive(ws, raw.rclone_pid):
+            # Its watchdog died and left it serving (perhaps stopped, or hung): replaced, never looked into.
+            # What it had not uploaded stays in the cache, and the new rclone uploads it.
+            stop(raw.rclone_pid, grace=ORPHAN_GRACE)
+            notice(f"replaced rclone (pid {raw.rclone_pid}), left serving drive/ by a watchdog that is gone")
+        clear_dead_mount(ws.drive)
+        if ws.drive.is_dir() and not mount_table_has(ws.drive):
+            _guard.release(ws.drive)
+        ws.drive.mkdir(parents=True, exist_ok=True)
+        allow_non_empty = handle_local_files(ws, entry.spec, use_mode, local_files, notice)
+        save_settings(ws, settings)
+        _start_watchdog(ws, paths, use_mode, allow_non_empty, notices, timeout, read_only_once=read_only_once)
+        if not (settings.read_only or read_only_once):
+            with contextlib.suppress(OSError):
+                ensure_folders(ws.drive)
+        if user:
+            hold(ws, user)
+        state = status(ws)
+        state.notices = notices
+        return state
+
+
+@contextlib.contextmanager
+def attach_lock(paths: DrivePaths, *, wait: float) -> Iterator[None]:
+    """Hold the workspace's attach lock (``.drivelab/drive/attach.lock``); :class:`MountError` after ``wait`` seconds."""
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.folder / "attach.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise MountError(
+                        f"another command has been attaching this drive for {wait:.0f} s",
+                        hint="see `drivelab drive status`; try again once it is done",
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _start_watchdog(

@@ -13,7 +13,7 @@ from drivelab.drive._config import DrivePaths, WatchdogState, load_settings
 from drivelab.drive._host import rclone_alive
 from drivelab.drive._rc import RcClient, RcUnavailable
 from drivelab.drive._results import FlushResult
-from drivelab.drive._status import watchdog_state
+from drivelab.drive._status import remember_stats, watchdog_state
 from drivelab.drive._sync import sync_now
 from drivelab.errors import FlushError, RcloneError
 from drivelab.workspace import Workspace
@@ -21,15 +21,23 @@ from drivelab.workspace import Workspace
 __all__ = ["flush", "flush_mount", "uploads_phrase", "CACHE_SHOWN", "pending_in_cache"]
 
 
-def flush(ws: Workspace, *, timeout: float | None = None, on_progress: Callable[[int, int], None] | None = None) -> FlushResult:
+STALL = 600.0
+"""Seconds without an upload landing after which a flush without a timeout gives up (nothing is discarded)."""
+
+
+def flush(
+    ws: Workspace, *, timeout: float | None = None, on_progress: Callable[[int, int], None] | None = None, stall: float = STALL,
+) -> FlushResult:
     """Return once every pending upload has landed on the remote.
 
     In mount mode rclone's VFS is asked to upload queued files now, then
     polled until nothing is in progress and nothing is queued. In sync mode
     the changes are pushed (and pulled) with bisync. ``on_progress(pending,
     landed)`` is called while waiting. Raises :class:`FlushError` if uploads
-    are still pending after ``timeout`` seconds (None: wait as long as it takes
-    while they make progress); nothing is discarded.
+    are still pending after ``timeout`` seconds, or (without a timeout) when
+    none landed for ``stall`` seconds; nothing is discarded. Its words say
+    what happened: rclone not answering, or rclone live and the remote taking
+    none of the uploads (then ``remote_silent``: they land once it answers).
     """
     settings = load_settings(ws)
     if settings.remote is None:
@@ -39,11 +47,12 @@ def flush(ws: Workspace, *, timeout: float | None = None, on_progress: Callable[
         return FlushResult(mode=settings.mode)
     if state.mode == "sync":
         return sync_now(ws, timeout=timeout)
-    return flush_mount(ws, state, timeout, on_progress)
+    return flush_mount(ws, state, timeout, on_progress, stall=stall)
 
 
 def flush_mount(
-    ws: Workspace, state: WatchdogState, timeout: float | None, on_progress: Callable[[int, int], None] | None, *, queued_now: bool = False,
+    ws: Workspace, state: WatchdogState, timeout: float | None, on_progress: Callable[[int, int], None] | None, *,
+    queued_now: bool = False, stall: float = STALL,
 ) -> FlushResult:
     """Wait until nothing is queued or uploading; with ``queued_now``, only until what is queued now has landed
     (another command may keep writing: its own flush waits for its files)."""
@@ -61,6 +70,7 @@ def flush_mount(
         return max(0.5, min(longest, timeout - (time.monotonic() - start)))
 
     seen: dict[str, int] = {}
+    remembered: dict[str, Any] | None = None
     stalled_since = time.monotonic()
     last_pending = -1
     while True:
@@ -72,16 +82,20 @@ def flush_mount(
             if fresh is None and not rclone_alive(ws, state.rclone_pid):
                 raise FlushError("the drive was detached while flushing", hint=f"files not yet uploaded stay in {CACHE_SHOWN} and upload at the next mount") from exc
             client = RcClient.from_state(fresh or state) or client
-            if timeout is None and time.monotonic() - stalled_since > 600:
-                raise FlushError("the drive has been down for 10 minutes while flushing", hint="see `drivelab drive status` and .drivelab/drive/rclone.log; nothing pending was discarded") from exc
-            if timeout is not None and time.monotonic() - start > timeout:
+            waited = time.monotonic() - (stalled_since if timeout is None else start)
+            if waited > (stall if timeout is None else timeout):
                 pending = pending_in_cache(paths)
                 raise FlushError(
-                    f"the drive did not answer for {timeout:.0f} s while flushing ({exc.message}); {uploads_phrase(pending)} pending",
-                    hint=f"nothing was discarded: they are kept in {CACHE_SHOWN}; see `drivelab drive status`",
+                    f"rclone did not answer for {waited:.0f} s while flushing ({exc.message}); {uploads_phrase(pending)} pending",
+                    hint=f"nothing was discarded: they are kept in {CACHE_SHOWN} and upload once rclone answers, or at the next mount; "
+                    "see `drivelab drive status`",
+                    pending=pending,
                 ) from exc
             time.sleep(0.2)
             continue
+        if stats != remembered:  # for `drivelab drive status`, when rclone stops answering it
+            remember_stats(paths, stats)
+            remembered = stats
         waiting = []
         for item in queue:
             name = str(item.get("name", ""))
@@ -104,16 +118,20 @@ def flush_mount(
             last_pending = pending
             stalled_since = time.monotonic()
         now = time.monotonic()
-        if timeout is not None and now - start > timeout:
+        silent = now - stalled_since
+        if (timeout is not None and now - start > timeout) or (timeout is None and silent > stall):
             names = ", ".join(str(i.get("name")) for i in queue[:10]) + (" ..." if len(queue) > 10 else "")
-            raise FlushError(
-                f"{uploads_phrase(pending)} still pending after {timeout:.0f} s: {names}",
-                hint=f"nothing was discarded: they stay in {CACHE_SHOWN} and keep uploading; run `drivelab drive flush` again, or see .drivelab/drive/rclone.log",
+            # rclone answers: the mount is live. Nothing landing for a while means the remote takes nothing.
+            remote_silent = silent >= min(stall, 10.0)
+            why = (
+                f"the remote ({state.spec or 'the drive'}) is not answering: none landed for {silent:.0f} s while the mount stayed live"
+                if remote_silent else "still uploading"
             )
-        if timeout is None and now - stalled_since > 600:
             raise FlushError(
-                f"{uploads_phrase(pending)} made no progress for 10 minutes",
-                hint=f"check the remote (see .drivelab/drive/rclone.log); nothing was discarded: they stay in {CACHE_SHOWN} and retry",
+                f"{uploads_phrase(pending)} pending after {now - start:.0f} s: {why} ({names})",
+                hint=f"nothing was discarded: they are kept in {CACHE_SHOWN} and land when the remote answers "
+                "(or at the next mount); `drivelab drive status` shows the count, .drivelab/drive/rclone.log why",
+                pending=pending, remote_silent=remote_silent,
             )
         time.sleep(min(0.25, 0.02 + 0.01 * len(queue)))
     return FlushResult(

@@ -81,7 +81,7 @@ def unmount(path: Path, *, lazy: bool = False, keep_guard: bool = False) -> bool
 
 def clear_dead_mount(path: Path, *, keep_guard: bool = False) -> None:
     """Lazily unmount whatever is mounted at ``path``, dead or alive (see :func:`unmount` for ``keep_guard``)."""
-    if mount_broken(path) or os.path.ismount(path):
+    if mount_table_has(path) or mount_broken(path):
         unmount(path, lazy=True, keep_guard=keep_guard)
 
 

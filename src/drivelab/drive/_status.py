@@ -5,20 +5,28 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drivelab._atomic import write_text_atomic
 from drivelab._background import pid_alive
 from drivelab.drive import _guard
 from drivelab.drive._config import DrivePaths, WatchdogState, load_settings, now_iso, read_watchdog_state
-from drivelab.drive._host import mount_broken, unmount
+from drivelab.drive._host import mount_broken, mount_table_has, rclone_alive, unmount
 from drivelab.drive._rc import RcClient
 from drivelab.drive._users import users
 from drivelab.errors import RcloneError
 from drivelab.workspace import Workspace
 
-__all__ = ["DriveState", "watchdog_state", "is_attached", "last_event", "recent_events", "append_event", "status", "tree_size"]
+__all__ = [
+    "DriveState", "watchdog_state", "is_attached", "last_event", "recent_events", "append_event", "status", "tree_size",
+    "remember_stats", "last_stats", "STATS_TIMEOUT", "remote_spec", "cached_copy",
+]  # fmt: skip
+
+STATS_TIMEOUT = 2.0
+"""Seconds :func:`status` waits for rclone's ``vfs/stats``; past it the counts are unknown (None), not zero."""
 
 
 @dataclass
@@ -34,11 +42,17 @@ class DriveState:
     """``remote:root``, what rclone attaches."""
     phase: str = "local"
     """``local``, ``starting``, ``live``, ``down`` (the watchdog is bringing it back), ``failed`` or ``detached``."""
-    pending_uploads: int = 0
-    uploading: int = 0
-    cache_bytes: int = 0
-    cache_files: int = 0
-    errored_files: int = 0
+    pending_uploads: int | None = 0
+    """Files queued or uploading; None when rclone did not answer (unknown: see ``stats_error``, ``last_stats``)."""
+    uploading: int | None = 0
+    cache_bytes: int | None = 0
+    cache_files: int | None = 0
+    errored_files: int | None = 0
+    stats_error: str | None = None
+    """Why the counts above are unknown (None): rclone's rc API did not answer ``vfs/stats``."""
+    last_stats: dict[str, Any] | None = None
+    """While the counts are unknown: the last ones rclone gave (``time``, ``pending_uploads``, ``uploading``,
+    ``cache_bytes``, ``cache_files``, ``errored_files``), kept in ``.drivelab/drive/stats.json``; None if never."""
     watchdog_pid: int | None = None
     rclone_pid: int | None = None
     remounts: int = 0
@@ -67,6 +81,8 @@ class DriveState:
             "cache_bytes": self.cache_bytes,
             "cache_files": self.cache_files,
             "errored_files": self.errored_files,
+            "stats_error": self.stats_error,
+            "last_stats": self.last_stats,
             "watchdog_pid": self.watchdog_pid,
             "rclone_pid": self.rclone_pid,
             "remounts": self.remounts,
@@ -142,11 +158,21 @@ def status(ws: Workspace) -> DriveState:
     events = recent_events(paths)
     last = events[-1] if events else None
     if state is None:
+        raw = read_watchdog_state(paths)
+        if raw is not None and rclone_alive(ws, raw.rclone_pid):
+            # The watchdog died and left rclone serving drive/: nothing here may look into the mount (a stopped
+            # or hung rclone never answers); the next attach replaces it.
+            return DriveState(
+                mode=raw.mode, live=False, path=ws.drive, remote=settings.remote, spec=spec, phase="detached",
+                rclone_pid=raw.rclone_pid, last_event=last, events=events,
+                error=f"rclone (pid {raw.rclone_pid}) still serves drive/, but its watchdog is gone; "
+                "`drivelab drive mount` replaces it (its pending uploads are kept), `drivelab drive unmount` stops it",
+            )
         # Nothing keeps the drive (a killed watchdog, a reboot): a dead mount left behind, or the protected
         # folder beneath it, would refuse every write to drive/ from now on.
         if mount_broken(ws.drive):
             unmount(ws.drive, lazy=True)
-        elif not os.path.ismount(ws.drive):
+        elif not mount_table_has(ws.drive):
             _guard.release(ws.drive)
         return DriveState(
             mode=settings.mode, live=False, path=ws.drive, remote=settings.remote, spec=spec,
@@ -173,21 +199,114 @@ def status(ws: Workspace) -> DriveState:
     )
     client = RcClient.from_state(state)
     if result.mode == "mount" and client is not None and result.live:
-        with contextlib.suppress(RcloneError):
-            stats = client.call("vfs/stats", timeout=5.0).get("diskCache", {})
-            result.pending_uploads = int(stats.get("uploadsQueued", 0)) + int(stats.get("uploadsInProgress", 0))
-            result.uploading = int(stats.get("uploadsInProgress", 0))
-            result.cache_bytes = int(stats.get("bytesUsed", 0))
-            result.cache_files = int(stats.get("files", 0))
-            result.errored_files = int(stats.get("erroredFiles", 0))
+        try:
+            counts = _counts(client.call("vfs/stats", timeout=STATS_TIMEOUT).get("diskCache", {}))
+        except RcloneError as exc:
+            # Unknown is said as unknown, never as zero: with the last counts rclone gave, and when.
+            result.pending_uploads = result.uploading = result.cache_bytes = result.cache_files = result.errored_files = None
+            result.stats_error = exc.message
+            result.last_stats = last_stats(paths)
+        else:
+            # rclone recounts its cache's size only when it cleans it (each minute): what is on disk now, measured.
+            counts["cache_files"], counts["cache_bytes"] = cache_on_disk(paths.cache / "vfs")
+            for key, value in counts.items():
+                setattr(result, key, value)
+            remember_stats(paths, counts)
     elif result.mode == "sync":
         result.cache_bytes = tree_size(ws.drive)[1]
     return result
 
 
+def _counts(disk_cache: dict[str, Any]) -> dict[str, int]:
+    """``DriveState``'s counts from ``vfs/stats``' ``diskCache``."""
+    uploading = int(disk_cache.get("uploadsInProgress", 0))
+    return {
+        "pending_uploads": int(disk_cache.get("uploadsQueued", 0)) + uploading,
+        "uploading": uploading,
+        "cache_bytes": int(disk_cache.get("bytesUsed", 0)),
+        "cache_files": int(disk_cache.get("files", 0)),
+        "errored_files": int(disk_cache.get("erroredFiles", 0)),
+    }
+
+
+def _stats_file(paths: DrivePaths) -> Path:
+    return paths.folder / "stats.json"
+
+
+def remember_stats(paths: DrivePaths, counts: dict[str, int] | dict[str, Any]) -> None:
+    """Keep the counts rclone just gave (``vfs/stats``' ``diskCache`` or :func:`_counts`), with the time, for when it does not answer."""
+    if "pending_uploads" not in counts:
+        counts = _counts(counts)
+    with contextlib.suppress(OSError):
+        write_text_atomic(_stats_file(paths), json.dumps({"time": now_iso(), "unix": time.time(), **counts}) + "\n")
+
+
+def last_stats(paths: DrivePaths) -> dict[str, Any] | None:
+    """The counts :func:`remember_stats` kept last, with ``time`` (ISO) and ``age`` (seconds ago); None if none."""
+    try:
+        data = json.loads(_stats_file(paths).read_text(encoding="utf-8"))
+        data["age"] = max(0.0, round(time.time() - float(data.pop("unix")), 1))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return data
+
+
+def remote_spec(ws: Workspace) -> str | None:
+    """The workspace's remote drive as ``remote:root`` (from local settings only); None for a local drive."""
+    settings = load_settings(ws)
+    if settings.remote is None:
+        return None
+    entry = settings.remotes.get(settings.remote)
+    return entry.spec if entry else settings.remote
+
+
+def cached_copy(ws: Workspace, path: Path) -> tuple[bytes, float] | None:
+    """A drive file's content from rclone's VFS cache on this machine, and when it was written there.
+
+    None unless the cache holds all of it (its ``vfsMeta`` ranges cover its
+    size). Reads local disk only, never the mount: for showing a file while the
+    remote does not answer or the drive is not attached.
+    """
+    spec = remote_spec(ws)
+    try:
+        relative = path.relative_to(ws.drive)
+    except ValueError:
+        return None
+    if spec is None:
+        return None
+    remote, _, root = spec.partition(":")
+    cache = DrivePaths(ws).cache
+    data_path = cache / "vfs" / remote / root.strip("/") / relative
+    meta_path = cache / "vfsMeta" / remote / root.strip("/") / relative
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        data = data_path.read_bytes()
+        written = data_path.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    size = int(meta.get("Size", -1))
+    covered = sum(int(r.get("Size", 0)) for r in (meta.get("Rs") or []) if isinstance(r, dict))
+    if size != len(data) or covered < size:
+        return None
+    return data, written
+
+
 def _stale_error(paths: DrivePaths) -> str | None:
     state = read_watchdog_state(paths)
     return state.error if state and state.phase == "failed" else None
+
+
+def cache_on_disk(root: Path) -> tuple[int, int]:
+    """Files under ``root`` and the bytes they take on disk (allocated blocks: the VFS cache's files are sparse)."""
+    files = used = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            with contextlib.suppress(OSError):
+                used += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+                files += 1
+    return files, used
 
 
 def tree_size(root: Path) -> tuple[int, int]:

@@ -62,6 +62,7 @@ from drivelab.drive._config import DriveSettings, load_settings
 from drivelab.drive._flush import flush_mount
 from drivelab.drive._host import clear_dead_mount, mount_broken, unmount
 from drivelab.drive._keeper import Keeper, env_number, log
+from drivelab.drive._landed import apply_corrections, due_corrections
 from drivelab.drive._local import ensure_folders
 from drivelab.drive._rc import RcClient
 from drivelab.drive._rclone import Rclone, classify_failure, find_rclone
@@ -70,6 +71,8 @@ from drivelab.errors import DrivelabError, RcloneError
 from drivelab.workspace import Workspace
 
 CHECK_EVERY = 0.5
+CORRECT_EVERY = 2.0
+"""Seconds between looks for files to write once the uploads have landed (see ``_landed``)."""
 HUNG_AFTER = 10.0
 """Seconds without an answer from the mount point before rclone counts as hung (``$DRIVELAB_DRIVE_HUNG_AFTER``)."""
 HUNG_AFTER_ENV = "DRIVELAB_DRIVE_HUNG_AFTER"
@@ -140,6 +143,7 @@ class MountKeeper(Keeper):
         self.guard: _guard.Guard | None = None
         self.log_offset = 0
         self.rc = RcClient(f"http://127.0.0.1:{_free_port()}/", "drivelab", secrets.token_urlsafe(24))
+        self.next_correction = 0.0
 
     def argv(self) -> list[str]:
         s = self.settings
@@ -319,11 +323,30 @@ class MountKeeper(Keeper):
             self.log_offset = max(0, self.log_offset - self.cap_logs(self.paths.rclone_log))
             why = self.healthy()
             if why is None:
+                self.correct_when_landed()
                 continue
             self.save(phase="down", error=why)
             self.event("lost", reason=why)
             self.remount(time.monotonic())
         return self.shutdown()
+
+    def correct_when_landed(self) -> None:
+        """Write the files kept for when the uploads have landed (``_landed``), once rclone reports none pending."""
+        now = time.monotonic()
+        if now < self.next_correction:
+            return
+        self.next_correction = now + CORRECT_EVERY
+        records = due_corrections(self.ws)
+        if not records:
+            return
+        try:
+            stats = self.rc.call("vfs/stats", timeout=2.0).get("diskCache", {})
+        except RcloneError:
+            return
+        if int(stats.get("uploadsQueued", 0)) + int(stats.get("uploadsInProgress", 0)) == 0:
+            done = apply_corrections(self.ws, records)
+            if done:
+                self.event("corrected", files=done)
 
     def remount(self, lost_at: float) -> None:
         """Start rclone again until it mounts (or the watchdog is stopped); past the bounds, the drive is ``failed``."""

@@ -34,7 +34,10 @@ from typing import TYPE_CHECKING
 from drivelab._lazy import lazy_exports
 
 _EXPORTS = {
-    "_control": ["LogPart", "follow_log", "job_status", "list_jobs", "read_log", "read_log_part", "start_detached", "stop_job"],
+    "_control": [
+        "LogPart", "follow_log", "job_status", "list_jobs", "read_log", "read_log_part", "start_detached", "stop_job",
+        "JobListing", "jobs_listing", "LogAnswer", "log_answer",
+    ],
     "_demo": ["DemoResult", "DemoStage", "run_demo"],
     "_spec": ["JobSpec", "check_run_name", "default_run_name", "merge_environment"],
     "_status": ["Attempt", "JobStatus", "OutputTail", "is_alive", "read_status"],
@@ -46,7 +49,9 @@ __getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
 __all__ = list(_names)
 
 if TYPE_CHECKING:
-    from drivelab.jobs._control import LogPart, follow_log, job_status, list_jobs, read_log, read_log_part, start_detached, stop_job
+    from drivelab.jobs._control import (
+        JobListing, LogAnswer, LogPart, follow_log, job_status, jobs_listing, list_jobs, log_answer, read_log, read_log_part, start_detached, stop_job,
+    )
     from drivelab.jobs._demo import DemoResult, DemoStage, run_demo
     from drivelab.jobs._spec import JobSpec, check_run_name, default_run_name, merge_environment
     from drivelab.jobs._status import Attempt, JobStatus, OutputTail, is_alive, read_status

@@ -7,19 +7,30 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from drivelab import drive
 from drivelab._background import ProcessExited, ReadyTimeout, spawn, wait_ready
+from drivelab._deadline import DeadlineError, NoAnswer, within
 from drivelab.errors import JobError, JobNotFoundError, JobRunningError
 from drivelab.jobs._slurm_run import follow_slurm_run, is_slurm_run, read_slurm_log, slurm_run_status, stop_slurm_run
 from drivelab.jobs._spec import JobSpec
-from drivelab.jobs._status import JobStatus, find_status_path, is_alive, log_path, log_start, read_status, write_status
+from drivelab.jobs._status import JobStatus, find_status_path, is_alive, local_copies, log_path, log_start, read_status, write_status
 from drivelab.workspace import Workspace
 
-__all__ = ["start_detached", "job_status", "list_jobs", "read_log", "LogPart", "read_log_part", "follow_log", "stop_job"]
+__all__ = [
+    "start_detached", "job_status", "list_jobs", "JobListing", "jobs_listing", "read_log", "LogAnswer", "log_answer",
+    "LogPart", "read_log_part", "follow_log", "stop_job", "DRIVE_ANSWER_WITHIN",
+]  # fmt: skip
+
+T = TypeVar("T")
+
+DRIVE_ANSWER_WITHIN = 2.0
+"""Seconds a listing or a log read waits for a remote drive; then it answers from this machine's local state."""
 
 LOG_PART_BYTES = 256 * 1024
 """The most :func:`read_log_part` returns at once."""
@@ -72,8 +83,86 @@ def job_status(ws: Workspace, run: str) -> JobStatus:
     return slurm_run_status(ws, run) if is_slurm_run(ws.run_dir(run)) else read_status(ws, run)
 
 
+def _within_drive(read: Callable[[], T]) -> T:
+    """``read()`` of the drive, bounded by :data:`DRIVE_ANSWER_WITHIN` (see :func:`drivelab._deadline.within`)."""
+    try:
+        return within(DRIVE_ANSWER_WITHIN, read)
+    except DeadlineError as exc:
+        raise JobError(f"reading the drive failed: {exc}", hint="see `drivelab drive status`") from None
+
+
+def _remote_drive(ws: Workspace) -> tuple[str | None, bool]:
+    """The remote drive's ``remote:root`` (None for a local drive) and whether it is attached (both from local state)."""
+    spec = drive.remote_spec(ws)
+    return spec, spec is None or drive.is_attached(ws)
+
+
+def _not_answering(spec: str) -> str:
+    return f"the drive ({spec}) is not answering (nothing within {DRIVE_ANSWER_WITHIN:g} s)"
+
+
+def _not_attached(spec: str) -> str:
+    return f"the drive ({spec}) is not attached: its runs are not visible; `drivelab drive mount`"
+
+
+def _clock(unix: float | None) -> str | None:
+    return datetime.fromtimestamp(unix).astimezone().isoformat(timespec="seconds") if unix else None
+
+
+@dataclass
+class JobListing:
+    """The jobs :func:`jobs_listing` could read, and what it could not."""
+
+    jobs: list[JobStatus]
+    unreadable: str | None = None
+    """Why the drive's run folders were not read (it does not answer, it is not attached); None when they were."""
+    as_of: str | None = None
+    """With ``unreadable``: when the local copies shown were last written (ISO time); None when none were."""
+
+    def notice(self) -> str | None:
+        """For people: "the drive (box:lab) is not answering (...): showing this machine's jobs as of 12:03:04"."""
+        if self.unreadable is None:
+            return None
+        if not self.jobs:
+            return self.unreadable
+        return f"{self.unreadable}; showing this machine's jobs as of {self.as_of[11:19] if self.as_of else '?'}"
+
+
+def jobs_listing(ws: Workspace) -> JobListing:
+    """Every job of the workspace, oldest first, without waiting on a remote drive that does not answer.
+
+    A local drive is read as it is. A remote one is read in a thread for at
+    most :data:`DRIVE_ANSWER_WITHIN` seconds; when it does not answer, or is
+    not attached, the listing is this machine's local copies of the statuses
+    its jobs wrote (``.drivelab/jobs/<run>/``), with ``unreadable`` saying why
+    (runs of other machines, and runs handed to Slurm, are then not shown).
+    """
+    spec, attached = _remote_drive(ws)
+    if spec is None:
+        return JobListing(_drive_jobs(ws))
+    if attached:
+        try:
+            return JobListing(_within_drive(lambda: _drive_jobs(ws)))
+        except NoAnswer:
+            why = _not_answering(spec)
+    else:
+        why = _not_attached(spec)
+    copies = local_copies(ws)
+    return JobListing(
+        sorted((status for status, _ in copies), key=lambda s: s.started),
+        unreadable=why, as_of=_clock(max((written for _, written in copies), default=None)),
+    )
+
+
 def list_jobs(ws: Workspace) -> list[JobStatus]:
-    """Every job of the workspace (run folders holding a ``status.json``, or handed to Slurm), oldest first."""
+    """Every job of the workspace (run folders holding a ``status.json``, or handed to Slurm), oldest first.
+
+    Never waits on a remote drive that does not answer: see :func:`jobs_listing`, which also says what it could not read.
+    """
+    return jobs_listing(ws).jobs
+
+
+def _drive_jobs(ws: Workspace) -> list[JobStatus]:
     found = []
     if ws.runs.is_dir():
         for path in ws.runs.iterdir():
@@ -84,7 +173,54 @@ def list_jobs(ws: Workspace) -> list[JobStatus]:
 
 
 def read_log(ws: Workspace, run: str, *, tail: int | None = None) -> str:
-    """The job's log (its last ``tail`` lines when given)."""
+    """The job's log (its last ``tail`` lines when given); see :func:`log_answer`, which also says what it could not read."""
+    return log_answer(ws, run, tail=tail).text
+
+
+@dataclass
+class LogAnswer:
+    text: str
+    unreadable: str | None = None
+    """Why the log was not read from the drive (then ``text`` is this machine's cached copy); None when it was."""
+    as_of: str | None = None
+    """With ``unreadable``: when the cached copy was last written (ISO time)."""
+
+    def notice(self) -> str | None:
+        if self.unreadable is None:
+            return None
+        return f"{self.unreadable}; showing the log as this machine's cache holds it, as of {self.as_of[11:19] if self.as_of else '?'}"
+
+
+def log_answer(ws: Workspace, run: str, *, tail: int | None = None) -> LogAnswer:
+    """The job's log (its last ``tail`` lines), without waiting on a remote drive that does not answer.
+
+    A remote drive is read in a thread for at most :data:`DRIVE_ANSWER_WITHIN`
+    seconds; when it does not answer, or is not attached, the log is read
+    from rclone's cache on this machine (``.drivelab/drive/cache``), where a
+    job run here wrote it, if the cache holds it whole. Raises
+    :class:`JobNotFoundError` naming the drive's state when neither has it.
+    """
+    spec, attached = _remote_drive(ws)
+    if spec is None:
+        return LogAnswer(_drive_log(ws, run, tail))
+    if attached:
+        try:
+            return LogAnswer(_within_drive(lambda: _drive_log(ws, run, tail)))
+        except NoAnswer:
+            why = _not_answering(spec)
+    else:
+        why = _not_attached(spec)
+    status = next((s for s, _ in local_copies(ws) if s.run == run), None)
+    if status is None:
+        raise JobNotFoundError(f"no job named {run!r} on this machine, and {why}", hint="`drivelab jobs list` shows what can be read now")
+    cached = drive.cached_copy(ws, log_path(Path(status.run_dir), status.node))
+    if cached is None:
+        raise JobError(f"{why}, and this machine's cache does not hold the whole log of {run!r}", hint="try again once the drive answers: `drivelab drive status`")
+    data, written = cached
+    return LogAnswer(_tail(data.decode("utf-8", errors="replace"), tail), unreadable=why, as_of=_clock(written))
+
+
+def _drive_log(ws: Workspace, run: str, tail: int | None) -> str:
     if is_slurm_run(ws.run_dir(run)):
         return read_slurm_log(ws, run, tail=tail)
     status = read_status(ws, run)  # a clear error for an unknown job
@@ -92,10 +228,13 @@ def read_log(ws: Workspace, run: str, *, tail: int | None = None) -> str:
         text = log_path(ws.run_dir(run), status.node).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return ""
-    if tail is not None:
-        lines = text.splitlines(keepends=True)
-        text = "".join(lines[-tail:]) if tail > 0 else ""
-    return text
+    return _tail(text, tail)
+
+
+def _tail(text: str, tail: int | None) -> str:
+    if tail is None:
+        return text
+    return "".join(text.splitlines(keepends=True)[-tail:]) if tail > 0 else ""
 
 
 @dataclass

@@ -15,6 +15,7 @@ import errno
 import fcntl
 import json
 import os
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,7 @@ from drivelab.workspace import Workspace
 __all__ = [
     "Attempt", "OutputTail", "JobStatus", "ACTIVE_STATES", "USAGE_EXIT_CODE",
     "read_status", "write_status", "job_lock", "is_alive", "status_path", "log_path", "find_status_path",
+    "local_copy", "local_copies", "write_local_copy", "status_text",
 ]  # fmt: skip
 
 STATUS_VERSION = 1
@@ -174,6 +176,18 @@ class JobStatus:
             parts.extend(f"  {line}" for line in tail.lines or ["(no output)"])
         return "\n".join(parts)
 
+    def resume_command(self) -> str:
+        """The command that resumes this run from its last complete checkpoint, as typed in the workspace."""
+        spec = self.spec or {}
+        script = str(spec.get("script") or (self.command[-1] if self.command else "SCRIPT"))
+        with contextlib.suppress(ValueError):
+            script = str(Path(script).relative_to(self.cwd))
+        words = ["drivelab", "run", "--run", self.run]
+        for name, value in spec.get("parameters") or []:
+            words += ["-p", str(name), str(value)]
+        words += [script, *(str(a) for a in spec.get("args") or [])]
+        return shlex.join(words)
+
     def failure_error(self) -> JobFailedError | None:
         """The error a failed job stands for (its :meth:`failure_report` and what to do); ``None`` otherwise."""
         if self.state != "failed":
@@ -233,7 +247,66 @@ def find_status_path(run_dir: Path) -> Path | None:
 
 
 def write_status(status: JobStatus) -> None:
-    write_text_atomic(status_path(Path(status.run_dir), status.node), json.dumps(status.to_dict(), indent=2) + "\n")
+    """Write ``status.json`` in the run folder, and first its local copy (see :func:`local_copy`)."""
+    write_local_copy(status)
+    write_text_atomic(status_path(Path(status.run_dir), status.node), status_text(status))
+
+
+def status_text(status: JobStatus) -> str:
+    """What ``status.json`` holds."""
+    return json.dumps(status.to_dict(), indent=2) + "\n"
+
+
+def write_local_copy(status: JobStatus) -> Path | None:
+    """Write the status's local copy (:func:`local_copy`) alone; its path, or None when the run folder is in no workspace."""
+    run_dir = Path(status.run_dir)
+    root = _workspace_root(run_dir)
+    if root is None:
+        return None
+    path = local_copy(Workspace(root), run_dir.name, status.node)
+    with contextlib.suppress(OSError):  # the copy is for reading while the drive does not answer; never in the way
+        write_text_atomic(path, status_text(status))
+    return path
+
+
+def _workspace_root(run_dir: Path) -> Path | None:
+    """The workspace of a run folder ``<root>/drive/runs/<run>`` whose ``<root>/.drivelab`` exists; else None."""
+    if run_dir.parent.name != "runs" or run_dir.parent.parent.name != "drive":
+        return None
+    root = run_dir.parent.parent.parent
+    return root if Workspace(root).state.is_dir() else None
+
+
+def local_copy(ws: Workspace, run: str, node: str | None = None) -> Path:
+    """Where this machine keeps a copy of the status it writes on the drive: ``.drivelab/jobs/<run>/status[.<node>].json``.
+
+    Written with every ``status.json`` (just before it), on local disk: what
+    ``drivelab jobs list`` and ``jobs logs`` show of this machine's jobs while
+    a remote drive does not answer or is not attached.
+    """
+    return status_path(ws.state / "jobs" / run, node)
+
+
+def local_copies(ws: Workspace) -> list[tuple[JobStatus, float]]:
+    """The statuses this machine keeps copies of (:func:`local_copy`), each with the time it was written (``st_mtime``).
+
+    An active state whose supervisor is gone reads as ``lost``, as in :func:`read_status`.
+    """
+    found = []
+    folder = ws.state / "jobs"
+    for run_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
+        path = find_status_path(run_dir) if run_dir.is_dir() else None
+        if path is None:
+            continue
+        try:
+            status = JobStatus.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            written = path.stat().st_mtime
+        except (OSError, ValueError, TypeError):
+            continue
+        if status.active and not is_alive(ws, status.run):
+            status.state = "lost"
+        found.append((status, written))
+    return found
 
 
 def _lock_file(ws: Workspace, run: str) -> Path:

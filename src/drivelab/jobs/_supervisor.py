@@ -54,9 +54,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivelab.errors import NO_RETRY_EXIT_CODE, DrivelabError, JobError
+from drivelab._atomic import write_text_atomic
+from drivelab._deadline import DeadlineError, NoAnswer, within
+from drivelab.errors import NO_RETRY_EXIT_CODE, DrivelabError, FlushError, JobError
 from drivelab.jobs._spec import NODE_NAME_VARIABLE, JobSpec, merge_environment
-from drivelab.jobs._status import USAGE_EXIT_CODE, Attempt, JobStatus, OutputTail, job_lock, log_path, now_iso, write_status
+from drivelab.jobs._status import (
+    USAGE_EXIT_CODE, Attempt, JobStatus, OutputTail, job_lock, local_copy, log_path, now_iso, status_path, status_text, write_local_copy, write_status,
+)
 from drivelab.jobs._torchrun import GROUP_NOT_FORMED_EXIT_CODE, parse_group_line, parse_not_formed_line
 from drivelab.train import latest_complete_checkpoint
 from drivelab.workspace import Workspace
@@ -70,6 +74,11 @@ _TAIL_LINES = 12
 """Output lines of each attempt kept for the failure report."""
 _SAME_LINES = 3
 """Last non-blank output lines two failed attempts must share to be the same failure."""
+DRIVE_WRITE_WITHIN = 10.0
+"""Seconds writing ``status.json`` on a remote drive may take before it is left to finish by itself."""
+FLUSH_STALL = 120.0
+"""Seconds the flush at a job's end waits with no upload landing (``DRIVELAB_JOB_FLUSH_STALL``); then the uploads are
+left to land by themselves (they are kept in the drive's cache) and the job's status says how many were pending."""
 DETACH_TIMEOUT = 60.0
 """Seconds detaching a drive the job attached may take once it ended (uploads not landed by then stay in the cache)."""
 _DISK_FULL = re.compile(r"no space left on device|disk quota exceeded|\[errno (28|122)\]", re.IGNORECASE)
@@ -150,6 +159,9 @@ class _Supervisor:
         self.tails: dict[int, list[str]] = {}  # each ended attempt's
         self._killer: threading.Timer | None = None
         self.not_formed: str | None = None  # why the group did not form, as the job's torchrun said
+        self.remote = False  # the drive is a remote one: its writes are bounded (see _save)
+        self.stuck: list[int] = []
+        self.unsaved = False  # a write of status.json failed (a full disk), said once  # writes of status.json left waiting on a remote that did not answer
 
     # --- output -------------------------------------------------------------------------
 
@@ -174,6 +186,59 @@ class _Supervisor:
         self._write_log(f"[drivelab] {message}")
         if self.on_event:
             self.on_event(JobEvent(kind, message))
+
+    def _save(self, status: JobStatus) -> None:
+        """Write the status: its local copy, then ``status.json`` on the drive.
+
+        On a remote drive the write is bounded by :data:`DRIVE_WRITE_WITHIN`: a
+        remote that does not answer blocks any lookup beneath the mount. A write
+        left waiting so goes on by itself; later ones are not attempted (they
+        could land before it), and the last status is written once the uploads
+        have landed (see :meth:`_finish`).
+        """
+        if not self.remote:
+            try:
+                write_status(status)
+            except OSError as exc:  # a full disk: the job goes on; its status is said here, and written when it can be
+                self._unsaved(exc)
+            return
+        write_local_copy(status)
+        if self.stuck:
+            return
+        path, text = status_path(self.run_dir, status.node), status_text(status)
+        try:
+            within(DRIVE_WRITE_WITHIN, lambda: write_text_atomic(path, text))
+        except DeadlineError:
+            pass  # the writer died: the local copy holds the status, the next write tries again
+        except OSError as exc:
+            self._unsaved(exc)
+        except NoAnswer as exc:
+            self.stuck.append(exc.pid)
+            self.event("drive", f"the drive did not take status.json within {DRIVE_WRITE_WITHIN:g} s: the remote is not answering; "
+                       "the job's status is kept on this machine and written once the uploads land")
+
+    def _unsaved(self, exc: OSError) -> None:
+        """Say once that ``status.json`` could not be written (the job goes on; a later write tries again)."""
+        if not self.unsaved:
+            self.unsaved = True
+            if self.on_event:
+                self.on_event(JobEvent("status", f"status.json could not be written: {exc.strerror or exc}; the job goes on"))
+
+    def _checkpoint(self, unknown: tuple[int, str] | None) -> tuple[int, str] | None:
+        """The run's last complete checkpoint; ``unknown`` when a remote drive does not answer (see :meth:`_save`)."""
+        if not self.remote:
+            return _checkpoint_epoch(self.run_dir)
+        if self.stuck:
+            return unknown
+        try:
+            return within(DRIVE_WRITE_WITHIN, lambda: _checkpoint_epoch(self.run_dir))
+        except DeadlineError:
+            return unknown
+        except NoAnswer as exc:
+            self.stuck.append(exc.pid)
+            self.event("drive", f"the drive did not answer within {DRIVE_WRITE_WITHIN:g} s: the remote is not answering; "
+                       "the job's status is kept on this machine and written once the uploads land")
+            return unknown
 
     # --- stopping -----------------------------------------------------------------------
 
@@ -242,7 +307,7 @@ class _Supervisor:
         except OSError as exc:
             raise JobError(f"cannot start {command[0]}: {exc.strerror or exc}", hint="check the Python interpreter and the script") from exc
         attempt.pid = self.proc.pid
-        write_status(status)
+        self._save(status)
         if self.stop_signal is not None:  # asked to stop while it was starting
             self._signal_job(self.stop_signal)
         assert self.proc.stdout is not None
@@ -263,7 +328,7 @@ class _Supervisor:
         formed = parse_group_line(line)
         if formed is not None and status.group is not None:
             status.group.update(formed)
-            write_status(status)
+            self._save(status)
             return
         missing = parse_not_formed_line(line)
         if missing is not None:
@@ -283,7 +348,8 @@ class _Supervisor:
         # Registered as a user of the drive for the job's life: a lab stopped meanwhile leaves it attached.
         # A remote drive this job attached is detached again once the job has ended, as the lab does;
         # one attached before (by `drivelab drive mount`, the lab) is left as it was found.
-        attached_here = drive.status(ws).mode != "local" and not drive.is_attached(ws)
+        self.remote = drive.remote_spec(ws) is not None
+        attached_here = self.remote and not drive.is_attached(ws)
         state = drive.attach(ws, user=f"job {spec.run}")
         if attached_here and self.on_event:
             self.on_event(JobEvent("attached", f"drive attached for the job: {state.spec or state.remote}"))
@@ -368,7 +434,7 @@ class _Supervisor:
         restart = 0
         previous: tuple[int | None, list[str]] | None = None  # the last failure's exit code and lines, since the last checkpoint
         while True:
-            before = _checkpoint_epoch(self.run_dir)
+            before = self._checkpoint(None)
             attempt = Attempt(number=restart, started=now_iso())
             status.attempts.append(attempt)
             status.state, status.restarts = "running", restart
@@ -380,7 +446,7 @@ class _Supervisor:
             status.group = self._group()
             code = self._run_once(command, restart, attempt, status)
             self.tails[attempt.number] = list(self.tail)
-            after = _checkpoint_epoch(self.run_dir)
+            after = self._checkpoint(before)
             attempt.ended, attempt.seconds, attempt.exit_code = now_iso(), round(time.monotonic() - started, 3), code
             attempt.checkpoint = after[1] if after else None
             attempt.progressed = after is not None and (before is None or after[0] > before[0])
@@ -420,7 +486,7 @@ class _Supervisor:
             restart += 1
             delay = min(MAX_BACKOFF, spec.backoff * BACKOFF_GROWTH ** (in_a_row - 1))
             status.state, status.restarts = "restarting", restart
-            write_status(status)
+            self._save(status)
             resume = f", resuming from {after[1]}" if after else ""
             self.event("restarting", f"restarting in {delay:.1f} s (restart {in_a_row} of {spec.restarts} in a row without progress{resume})")
             self._sleep(delay)
@@ -456,25 +522,40 @@ class _Supervisor:
         from drivelab import drive
 
         status.ended = now_iso()
-        write_status(status)
+        self._save(status)
         self.event("ended", f"job {status.run}: {status.summary}")
         # A remote drive uploads a file once it is closed: the log is closed for each flush, else it stays behind.
         self._close_log()
+        landed = True
         try:
-            flushed = drive.flush(self.ws)
+            flushed = drive.flush(self.ws, stall=float(os.environ.get("DRIVELAB_JOB_FLUSH_STALL") or FLUSH_STALL))
+        except FlushError as exc:
+            landed = exc.pending == 0
+            status.flush = {"error": exc.message, "pending": exc.pending}
+            message = f"the drive's uploads did not all land: {exc.message}"
         except DrivelabError as exc:
             status.flush = {"error": exc.message}
             message = f"flushing the drive failed: {exc.message}"
         else:
             status.flush = {"files": flushed.files, "bytes": flushed.bytes, "seconds": round(flushed.seconds, 3)}
             message = f"drive flushed: {flushed.files} file(s), {flushed.bytes} bytes in {flushed.seconds:.1f} s" if flushed.files else None
-        if message:
+        if message and landed and not self.stuck:
             self.log = open(log_path(self.run_dir, self.spec.node), "ab")  # noqa: SIM115 -- closed again below
             self.event("flushed", message)
             self._close_log()
-        write_status(status)
-        with contextlib.suppress(DrivelabError):
-            drive.flush(self.ws)  # status.json itself, and the log's last line, written after the flush
+        elif message and self.on_event:  # reopening the log would wait on the remote
+            self.on_event(JobEvent("flushed", message))
+        self._save(status)
+        if landed and not self.stuck:
+            with contextlib.suppress(DrivelabError):
+                drive.flush(self.ws, stall=float(os.environ.get("DRIVELAB_JOB_FLUSH_STALL") or FLUSH_STALL))  # status.json and the log's last line
+            return
+        # Once the uploads land (the remote answers, or at the next mount), status.json on the drive says so.
+        landed_status = JobStatus.from_dict({**status.to_dict(), "flush": {**(status.flush or {}), "landed": "after the job ended"}})
+        with contextlib.suppress(OSError, DrivelabError):
+            text = status_text(landed_status)
+            files = {status_path(self.run_dir, status.node): text, local_copy(self.ws, status.run, status.node): text}
+            drive.write_when_landed(self.ws, files, after=self.stuck)
 
     def _close_log(self) -> None:
         if self.log is not None:

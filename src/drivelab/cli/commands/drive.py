@@ -8,7 +8,7 @@ import typer
 from drivelab._units import format_bytes
 from drivelab.cli._output import console, emit_json, escape
 from drivelab.cli.commands._common import JsonOption, WorkspaceOption, workspace_from
-from drivelab.errors import RemoteError
+from drivelab.errors import DriveOptionError
 
 if TYPE_CHECKING:
     from drivelab.drive import FlushResult, RemoteInfo
@@ -212,7 +212,7 @@ def mount(
 
     chosen = [flag for flag, on in (("copy", copy_local), ("set-aside", set_aside), ("mount-over", allow_non_empty)) if on]
     if len(chosen) > 1:
-        raise RemoteError("--copy-local, --set-aside and --allow-non-empty exclude each other", hint="pass one of them")
+        raise DriveOptionError("--copy-local, --set-aside and --allow-non-empty exclude each other", hint="pass one of them")
     ws = workspace_from(workspace)
     notices = [] if json_output else None
     state = attach(
@@ -310,6 +310,13 @@ def unmount(
         )
 
 
+def _last_known(stats: dict | None) -> str:
+    """Why a count is unknown, and the last one known with its age: "rclone not answering; 9 as of 12 s ago"."""
+    if not stats or stats.get("pending_uploads") is None:
+        return "rclone not answering; no earlier count"
+    return f"rclone not answering; {stats['pending_uploads']} as of {stats.get('age', 0):.0f} s ago"
+
+
 def _uploads(n: int) -> str:
     return f"{n} upload{'' if n == 1 else 's'}"
 
@@ -328,8 +335,12 @@ def status(workspace: WorkspaceOption = None, json_output: JsonOption = False) -
         return
     colour = {"live": "green", "down": "red", "failed": "red"}.get(state.phase, "yellow")
     console.print(f"drive: {escape(state.spec or '')} at {escape(str(state.path))}  mode {state.mode}  [{colour}]{state.phase}[/]")
-    if state.live:
-        console.print(f"  pending uploads {state.pending_uploads} ({state.uploading} uploading), cache {format_bytes(state.cache_bytes)} in {state.cache_files} files")
+    if state.live and state.pending_uploads is None:
+        console.print(f"  pending uploads unknown ({_last_known(state.last_stats)}), cache unknown", markup=False)
+        if state.stats_error:
+            console.print(f"  ({state.stats_error})", markup=False, highlight=False, soft_wrap=True)
+    elif state.live:
+        console.print(f"  pending uploads {state.pending_uploads} ({state.uploading} uploading), cache {format_bytes(state.cache_bytes or 0)} in {state.cache_files} files")
     if state.users:
         console.print("  in use by " + ", ".join(f"{escape(str(u.get('what')))} (pid {u.get('pid')})" for u in state.users))
     if state.remounts:

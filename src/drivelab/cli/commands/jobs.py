@@ -27,14 +27,19 @@ def list_(workspace: WorkspaceOption = None, json_output: JsonOption = False) ->
     A job shown as "lost" was running when its supervisor disappeared (the
     machine restarted, or it was killed); rerun it with the same --run to resume.
     """
-    from drivelab.jobs import list_jobs
+    from drivelab.jobs import jobs_listing
 
-    jobs = list_jobs(workspace_from(workspace))
+    listing = jobs_listing(workspace_from(workspace))
+    jobs = listing.jobs
     if json_output:
-        emit_json("jobs.list", {"jobs": [j.to_dict() for j in jobs]})
+        emit_json("jobs.list", {"jobs": [j.to_dict() for j in jobs], "unreadable": listing.unreadable, "as_of": listing.as_of})
         return
+    notice = listing.notice()
+    if notice:
+        console.print(f"[yellow]notice:[/] {escape(notice)}", highlight=False, soft_wrap=True)
     if not jobs:
-        console.print("No jobs yet. Start one with `drivelab run SCRIPT`.", markup=False)
+        if not notice:
+            console.print("No jobs yet. Start one with `drivelab run SCRIPT`.", markup=False)
         return
     print_jobs_table(rich_console(), jobs)
     for job in jobs:  # a run on several machines: this machine's part in it
@@ -117,11 +122,15 @@ def logs(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Print a job's log (drive/runs/<run>/log) on stdout; -f follows it."""
-    from drivelab.jobs import follow_log, read_log
+    from drivelab.jobs import follow_log, log_answer
 
     ws = workspace_from(workspace)
     if not follow:
-        sys.stdout.write(read_log(ws, run, tail=tail))
+        answer = log_answer(ws, run, tail=tail)
+        notice = answer.notice()
+        if notice:
+            console.print(f"[yellow]notice:[/] {escape(notice)}", highlight=False, soft_wrap=True)
+        sys.stdout.write(answer.text)
         sys.stdout.flush()
         return
     try:
@@ -147,6 +156,8 @@ def stop(
         emit_json("jobs.stop", status.to_dict())
         return
     console.print(f"Job [bold]{escape(status.run)}[/]: {escape(status.summary or status.state)}")
+    if status.state in ("stopped", "lost", "failed"):
+        console.print(f"  resume it from its last checkpoint: {status.resume_command()}", markup=False, soft_wrap=True)
 
 
 @app.command("status")

@@ -163,6 +163,13 @@ def run(
     if failure is not None:
         raise failure
     if status.flush and "error" in status.flush:
+        pending = status.flush.get("pending")
+        if pending:
+            raise JobError(
+                f"job {status.run!r} succeeded, but not all its files are on the remote yet: {status.flush['error']}",
+                hint="nothing was lost: they are kept in .drivelab/drive/cache and land when the remote answers "
+                "(or at the next `drivelab drive mount`); its status.json on the drive is corrected then",
+            )
         raise JobError(f"job {status.run!r} succeeded but the drive could not be flushed: {status.flush['error']}", hint="see `drivelab drive status`")
     if not json_output:
         console.print(f"Run folder: {status.run_dir}")
