@@ -132,7 +132,7 @@ def main() -> None:
             out.append(row("(b) mount, cold", *read_tree(ws.dataset / folder), base))
             out.append(row("(c) mount, warm", *read_tree(ws.dataset / folder), base))
             drive.detach(ws)  # a cold mount again, for staging from the remote
-            shutil.rmtree(ws.state / "drive" / "cache", ignore_errors=True)
+            shutil.rmtree(drive.DrivePaths(ws).cache, ignore_errors=True)
             drive.attach(ws)
             staged = stage_dataset(ws, f"dataset/{folder}")
             out.append(row("    staging (rclone, verified)", staged.files, staged.bytes, staged.seconds, base))
@@ -142,7 +142,7 @@ def main() -> None:
             print(f"  staging is x{float(cold) / staged.seconds:.1f} faster than reading one by one through a cold mount")
             results[name] = out
             drive.detach(ws)
-            shutil.rmtree(ws.state / "drive" / "cache", ignore_errors=True)
+            shutil.rmtree(drive.DrivePaths(ws).cache, ignore_errors=True)
             drive.attach(ws)
 
         print(f"write + flush {args.write_files} small files")

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import stat
 import subprocess
@@ -62,6 +63,8 @@ def leave_no_mount(ws: Workspace) -> None:
             os.kill(state.watchdog_pid, signal.SIGKILL)
     if os.path.ismount(ws.drive):
         subprocess.run(["fusermount3", "-uz", str(ws.drive)], check=False)
+    # The VFS cache lies on this machine's disk, outside the test's folder.
+    shutil.rmtree(drive.DrivePaths(ws).cache.parent, ignore_errors=True)
 
 
 def bucket_name() -> str:
@@ -252,7 +255,7 @@ def test_watchdog_remounts_after_rclone_is_killed(ws: Workspace, s3: S3Server) -
     (ws.drive / "runs" / "after.txt").write_text("written after the remount")
     drive.flush(ws)
     assert (backing / "runs" / "after.txt").read_text() == "written after the remount"
-    events = [json.loads(line)["event"] for line in (ws.state / "drive" / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line)["event"] for line in drive.DrivePaths(ws).events.read_text().splitlines()]
     assert events[-3:] == ["mounted", "lost", "remounted"]
 
 
@@ -269,7 +272,7 @@ def test_watchdog_replaces_a_hung_rclone(ws: Workspace, s3: S3Server) -> None:
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(old_pid, signal.SIGCONT)
-    lost = [json.loads(line) for line in (ws.state / "drive" / "events.jsonl").read_text().splitlines()]
+    lost = [json.loads(line) for line in drive.DrivePaths(ws).events.read_text().splitlines()]
     assert [e["event"] for e in lost][-2:] == ["lost", "remounted"]
     assert "did not answer" in lost[-2]["reason"]
     (ws.drive / "runs" / "after-hang.txt").write_text("landed")

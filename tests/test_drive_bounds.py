@@ -31,7 +31,7 @@ from test_drive_faults import _fuse_and_flag  # noqa: E402,F401  (FUSE and the i
 
 
 def events(ws: Workspace) -> list[dict]:
-    path = ws.state / "drive" / "events.jsonl"
+    path = drive.DrivePaths(ws).events
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
@@ -157,7 +157,7 @@ def test_the_watchdog_keeps_its_logs_under_the_cap(ws: Workspace, s3: S3Server, 
     cap = 30_000
     monkeypatch.setenv("DRIVELAB_DRIVE_LOG_MAX", str(cap))
     connect_s3(ws, s3, bucket_name())
-    folder = ws.state / "drive"
+    folder = drive.DrivePaths(ws).host_folder
     folder.mkdir(parents=True, exist_ok=True)
     logs = {"rclone.log": b"old rclone line\n", "watchdog.log": b"old watchdog line\n", "events.jsonl": b'{"time": "2000-01-01T00:00:00Z", "event": "old"}\n'}
     for name, line in logs.items():

@@ -123,7 +123,7 @@ def lines(path: Path) -> list[dict[str, Any]]:
 
 
 def events(ws: Workspace) -> list[dict[str, Any]]:
-    return lines(ws.state / "drive" / "events.jsonl")
+    return lines(drive.DrivePaths(ws).events)
 
 
 def assert_bare_folder_clean(ws: Workspace, *names: str) -> None:
@@ -171,7 +171,7 @@ def test_rclone_killed_under_a_writer_loses_nothing_and_writes_nothing_beneath(
     failed = [r for r in results if not r["ok"]]
     assert failed, "some writes must have met the dead mount"
     assert len(ok) > 100, f"the writer kept writing after the remount: {len(ok)} writes landed"
-    kinds = [json.loads(line)["event"] for line in (ws.state / "drive" / "events.jsonl").read_text().splitlines()]
+    kinds = [json.loads(line)["event"] for line in (drive.DrivePaths(ws).events).read_text().splitlines()]
     assert kinds[-3:] == ["mounted", "lost", "remounted"]
 
     drive.detach(ws, timeout=120)

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,7 +72,7 @@ def alive(pid: int | None) -> bool:
 
 def raw_state(ws: Workspace) -> dict:
     try:
-        return json.loads((ws.state / "drive" / "state.json").read_text())
+        return json.loads(drive.DrivePaths(ws).state.read_text())
     except (OSError, ValueError):
         return {}
 
@@ -104,6 +105,7 @@ def ws(tmp_path: Path) -> Iterator[Workspace]:
                 os.kill(pid, signal.SIGKILL)
     if mounted(workspace.drive):
         subprocess.run(["fusermount3", "-uz", str(workspace.drive)], check=False, timeout=30)
+    shutil.rmtree(drive.DrivePaths(workspace).cache.parent, ignore_errors=True)  # on this machine's disk, outside tmp_path
 
 
 def connect(ws: Workspace, server: S3Server) -> Path:
@@ -143,7 +145,7 @@ def test_writes_during_a_server_outage_are_kept_and_land_once_it_is_back(ws: Wor
     done, _ = cli("drive", "flush", "--timeout", "5", "-w", str(ws.root))
     assert done.returncode != 0, done.stderr
     assert pending_in(done.stderr) == len(during), done.stderr
-    assert ".drivelab/drive/cache" in done.stderr and "Traceback" not in done.stderr
+    assert str(drive.DrivePaths(ws).cache) in done.stderr and "Traceback" not in done.stderr
     # Nothing was discarded: the files read back whole, and none reached the (stopped) server.
     assert all((folder / name).read_bytes() == data for name, data in during.items())
     assert not any((backing / "runs" / "outage" / name).exists() for name in during)
@@ -190,7 +192,7 @@ def test_unmount_with_the_server_gone_returns_in_time_and_the_next_mount_uploads
     assert took < 6 + 5, f"unmount took {took:.1f} s:\n{out}"
     assert done.returncode != 0, out
     assert pending_in(out) == 1, out
-    assert ".drivelab/drive/cache" in out and "next mount" in out and "Traceback" not in out
+    assert str(drive.DrivePaths(ws).cache) in out and "next mount" in out and "Traceback" not in out
     assert not mounted(ws.drive)
     state = raw_state(ws)
     assert not alive(state.get("watchdog_pid")) and not alive(state.get("rclone_pid"))
@@ -224,7 +226,7 @@ def test_unmount_of_a_hung_rclone_returns_within_its_timeout(ws: Workspace, s3: 
     out = done.stdout + done.stderr
     assert took < 6 + 5, f"unmount took {took:.1f} s:\n{out}"
     assert done.returncode != 0 and "Traceback" not in out, out
-    assert pending_in(out) == 1 and ".drivelab/drive/cache" in out, out
+    assert pending_in(out) == 1 and str(drive.DrivePaths(ws).cache) in out, out
     assert not mounted(ws.drive)
     wait_until("the hung rclone is gone", lambda: not alive(hung), within=10)
 
@@ -265,7 +267,7 @@ def test_forced_unmount_keeps_the_cache_for_the_next_mount(ws: Workspace, own_s3
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
     assert took < 15, f"a forced unmount took {took:.1f} s"
-    assert pending_in(out) == 1 and ".drivelab/drive/cache" in out, out
+    assert pending_in(out) == 1 and str(drive.DrivePaths(ws).cache) in out, out
     assert not mounted(ws.drive)
     wait_until("rclone is gone", lambda: not alive(state.rclone_pid), within=10)
 
@@ -280,7 +282,7 @@ def test_unmount_help_names_its_timeout_and_force() -> None:
     done, _ = cli("drive", "unmount", "--help", env={"COLUMNS": "200"})
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
-    assert "--timeout" in text and "30" in text and "--force" in text and ".drivelab/drive/cache" in text
+    assert "--timeout" in text and "30" in text and "--force" in text and "drive cache" in text
     assert "in use" in text
 
 

@@ -155,6 +155,8 @@ export interface FlushResult {
 export interface DetachResult extends FlushResult {
   forced: boolean;
   pending: number;
+  /** Where the pending uploads are kept: this machine's drive cache (null when nothing is pending). */
+  cache: string | null;
   reason: string | null;
   detached: boolean;
 }

@@ -162,7 +162,7 @@ export class DrivePanel extends Panel {
     return this.run(this.unmount, 'Unmounting…', async () => {
       const result = await request<DetachResult>(this.settings, 'drive/unmount', { method: 'POST', timeoutMs: (UNMOUNT_TIMEOUT_S + 30) * 1000 });
       if (result.pending) {
-        return `Unmounted with ${uploads(result.pending)} pending (${result.reason ?? 'not landed in time'}): kept in .drivelab/drive/cache, they upload at the next mount.`;
+        return `Unmounted with ${uploads(result.pending)} pending (${result.reason ?? 'not landed in time'}): kept in ${result.cache ?? "this machine's drive cache"}, they upload at the next mount.`;
       }
       return `Flushed (${result.files} file${result.files === 1 ? '' : 's'}) and unmounted.`;
     });

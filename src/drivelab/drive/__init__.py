@@ -20,6 +20,10 @@ remote drive mounted and remounts it when it dies. A command that uses the
 drive for its whole life (the lab, a job) attaches it with ``user=``; ``detach``
 by one of them leaves the drive attached while another still uses it
 (:func:`users`). Nothing here prints.
+
+Attached per machine: the watchdog, rclone, the users' leases and the
+recorded state are this host's (:class:`DrivePaths`), and the VFS cache lies
+on its own disk, so nodes sharing a workspace on NFS each keep their own.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from drivelab.errors import DriveError, DriveInUseError, DriveOptionError, Flush
 
 _EXPORTS = {
     "_attach": ["attach"],
+    "_config": ["DrivePaths", "CACHE_DIR_ENV"],
     "_detach": ["detach"],
     "_flush": ["flush"],
     "_host": ["fuse_available", "NO_FUSE_ENV"],
@@ -49,6 +54,7 @@ __all__ = [*_names, "DriveError", "DriveInUseError", "DriveOptionError", "FlushE
 
 if TYPE_CHECKING:
     from drivelab.drive._attach import attach
+    from drivelab.drive._config import CACHE_DIR_ENV, DrivePaths
     from drivelab.drive._notebook import flush_and_unmount, mount
     from drivelab.drive._copy import FolderListing, copy_folder, has_remote, list_folder
     from drivelab.drive._detach import detach

@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterator
 
 from drivelab._background import ProcessExited, ReadyTimeout, spawn, stop, wait_ready
 from drivelab.drive import _guard
-from drivelab.drive._config import CACHE_MODES, MODES, DrivePaths, WatchdogState, load_settings, read_watchdog_state, save_settings
+from drivelab.drive._config import (
+    CACHE_MODES, MODES, DrivePaths, WatchdogState, claim_legacy_cache, load_settings, prepare_cache, read_watchdog_state, save_settings,
+)  # fmt: skip
 from drivelab.drive._host import clear_dead_mount, fuse_available, mount_table_has, rclone_alive
 from drivelab.drive._local import LOCAL_FILE_CHOICES, ensure_folders, handle_local_files
 from drivelab.drive._remotes import get_remote
@@ -49,6 +51,7 @@ def attach(
     cache_mode: str | None = None,
     cache_max_size: str | None = None,
     dir_cache_time: str | None = None,
+    cache_dir: str | None = None,
     timeout: float = 60.0,
     on_notice: Callable[[str], None] | None = None,
     user: str | None = None,
@@ -73,6 +76,12 @@ def attach(
     is read-only too); ``read_only_once`` makes this mount read-only and
     leaves the workspace's setting as it is. A drive attached already is
     returned as it is (its state's ``read_only`` says which it is).
+
+    ``cache_dir`` (saved with the workspace's drive) is the folder on each
+    machine's own disk that holds its VFS caches, instead of
+    ``/var/tmp/drivelab-<uid>``; ``$DRIVELAB_DRIVE_CACHE_DIR`` overrides both.
+    A drive is attached per machine: another host attaching the same
+    workspace has its own watchdog, rclone, cache and state.
 
     ``user`` (e.g. ``"lab"``, ``"job exp1"``) registers this process as a
     command using a remote drive, until :func:`release` or :func:`detach`, or
@@ -127,6 +136,8 @@ def attach(
             settings.cache_max_size = cache_max_size
         if dir_cache_time is not None:
             settings.dir_cache_time = dir_cache_time
+        if cache_dir is not None:
+            settings.cache_dir = cache_dir or None  # "" gives back the default
         if read_only is not None:
             settings.read_only = read_only
         use_mode = settings.mode
@@ -149,6 +160,13 @@ def attach(
             _guard.release(ws.drive)
         ws.drive.mkdir(parents=True, exist_ok=True)
         allow_non_empty = handle_local_files(ws, entry.spec, use_mode, local_files, notice)
+        if use_mode == "mount":
+            prepare_cache(paths)
+            moved, left = claim_legacy_cache(paths)
+            if moved:
+                notice(f"moved {moved} pending upload{'' if moved == 1 else 's'} from the old cache {paths.legacy_cache} to {paths.cache}")
+            if left is not None:
+                notice(f"some pending uploads of the old cache could not be moved: they are kept in {left}")
         save_settings(ws, settings)
         _start_watchdog(ws, paths, use_mode, allow_non_empty, notices, timeout, read_only_once=read_only_once)
         if not (settings.read_only or read_only_once):
@@ -163,9 +181,12 @@ def attach(
 
 @contextlib.contextmanager
 def attach_lock(paths: DrivePaths, *, wait: float) -> Iterator[None]:
-    """Hold the workspace's attach lock (``.drivelab/drive/attach.lock``); :class:`MountError` after ``wait`` seconds."""
-    paths.folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.folder / "attach.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    """Hold this host's attach lock (``.drivelab/drive/hosts/<host>/attach.lock``); :class:`MountError` after ``wait`` seconds.
+
+    Per host: a machine attaching the drive never waits for another (each has its own mount, watchdog and cache).
+    """
+    paths.host_folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.attach_lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -187,9 +208,9 @@ def attach_lock(paths: DrivePaths, *, wait: float) -> Iterator[None]:
 def _start_watchdog(
     ws: Workspace, paths: DrivePaths, mode: str, allow_non_empty: bool, notices: list[str], timeout: float, *, read_only_once: bool = False
 ) -> None:
-    paths.folder.mkdir(parents=True, exist_ok=True)
+    paths.host_folder.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
-        paths.state.unlink()
+        paths.state.unlink()  # this host's own: another host's state is in its own folder
     if not os.path.ismount(ws.drive):
         _guard.release(ws.drive)  # left by a watchdog that was killed; a mount's watchdog sets it again
     request = {"mode": mode, "allow_non_empty": allow_non_empty, "notices": notices, "read_only": read_only_once}
@@ -203,7 +224,7 @@ def _start_watchdog(
         if state.phase == "failed":
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=30)
-            raise MountError(state.error or "the drive could not be attached", hint=state.hint or "see .drivelab/drive/rclone.log")
+            raise MountError(state.error or "the drive could not be attached", hint=state.hint or f"see {paths.rclone_log}")
         return True if state.phase == "live" else None
 
     try:

@@ -62,7 +62,9 @@ def detach(
     then, when the drive does not answer (rclone hung, the watchdog gone, the
     remote unreachable), or at once with ``force``, the drive is unmounted
     anyway: ``forced`` is True and ``pending`` counts what did not land. It
-    is kept in ``.drivelab/drive/cache`` and uploads at the next mount.
+    is kept in this machine's VFS cache (``cache``, on its own disk) and uploads at the next mount.
+
+    Only this host's drive is detached: another machine sharing the workspace keeps its own mount.
     Without a timeout the flush waits while uploads make progress.
 
     The workspace keeps the remote as its drive: the next :func:`attach`

@@ -18,7 +18,7 @@ from drivelab.drive._sync import sync_now
 from drivelab.errors import FlushError, RcloneError
 from drivelab.workspace import Workspace
 
-__all__ = ["flush", "flush_mount", "uploads_phrase", "CACHE_SHOWN", "pending_in_cache"]
+__all__ = ["flush", "flush_mount", "uploads_phrase", "cache_shown", "pending_in_cache"]
 
 
 STALL = 600.0
@@ -62,6 +62,7 @@ def flush_mount(
     if client is None:
         raise FlushError("the drive's watchdog has no rc address yet", hint="wait for `drivelab drive status` to say live, then flush again")
     paths = DrivePaths(ws)
+    kept_in = cache_shown(paths)
 
     def call_timeout(longest: float) -> float:
         # No single rc call may outlast the flush's own deadline (a hung rclone accepts and never answers).
@@ -80,14 +81,14 @@ def flush_mount(
         except RcloneError as exc:
             fresh = watchdog_state(ws)
             if fresh is None and not rclone_alive(ws, state.rclone_pid):
-                raise FlushError("the drive was detached while flushing", hint=f"files not yet uploaded stay in {CACHE_SHOWN} and upload at the next mount") from exc
+                raise FlushError("the drive was detached while flushing", hint=f"files not yet uploaded stay in {kept_in} and upload at the next mount") from exc
             client = RcClient.from_state(fresh or state) or client
             waited = time.monotonic() - (stalled_since if timeout is None else start)
             if waited > (stall if timeout is None else timeout):
                 pending = pending_in_cache(paths)
                 raise FlushError(
                     f"rclone did not answer for {waited:.0f} s while flushing ({exc.message}); {uploads_phrase(pending)} pending",
-                    hint=f"nothing was discarded: they are kept in {CACHE_SHOWN} and upload once rclone answers, or at the next mount; "
+                    hint=f"nothing was discarded: they are kept in {kept_in} and upload once rclone answers, or at the next mount; "
                     "see `drivelab drive status`",
                     pending=pending,
                 ) from exc
@@ -129,8 +130,8 @@ def flush_mount(
             )
             raise FlushError(
                 f"{uploads_phrase(pending)} pending after {now - start:.0f} s: {why} ({names})",
-                hint=f"nothing was discarded: they are kept in {CACHE_SHOWN} and land when the remote answers "
-                "(or at the next mount); `drivelab drive status` shows the count, .drivelab/drive/rclone.log why",
+                hint=f"nothing was discarded: they are kept in {kept_in} and land when the remote answers "
+                f"(or at the next mount); `drivelab drive status` shows the count, {paths.rclone_log} why",
                 pending=pending, remote_silent=remote_silent,
             )
         time.sleep(min(0.25, 0.02 + 0.01 * len(queue)))
@@ -159,13 +160,23 @@ def uploads_phrase(n: int) -> str:
     return f"{n} upload{'' if n == 1 else 's'}"
 
 
-CACHE_SHOWN = ".drivelab/drive/cache"
+def cache_shown(where: DrivePaths | Workspace) -> str:
+    """Where this machine keeps the drive's pending uploads, as messages name it: its VFS cache on local disk."""
+    paths = where if isinstance(where, DrivePaths) else DrivePaths(where)
+    return str(paths.cache)
 
 
 def pending_in_cache(paths: DrivePaths) -> int:
-    """Files in rclone's VFS cache not yet uploaded (marked dirty in its metadata), read from disk."""
+    """Files in this host's VFS cache not yet uploaded (marked dirty in its metadata), read from disk.
+
+    An earlier drivelab's cache in the workspace (``.drivelab/drive/cache``, not yet moved here at an attach) counts too.
+    """
+    return sum(_dirty(root / "vfsMeta") for root in (paths.cache, paths.legacy_cache, paths.host_folder / "legacy-cache"))
+
+
+def _dirty(meta_root: os.PathLike[str] | str) -> int:
     count = 0
-    for dirpath, _dirs, names in os.walk(paths.cache / "vfsMeta"):
+    for dirpath, _dirs, names in os.walk(meta_root):
         for name in names:
             try:
                 with open(os.path.join(dirpath, name), "rb") as fh:

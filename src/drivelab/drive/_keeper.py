@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from drivelab._host_id import this_host
 from drivelab.drive._config import DrivePaths, DriveSettings, WatchdogState, now_iso, write_private_json
 from drivelab.drive._status import append_event
 from drivelab.workspace import Workspace
@@ -77,7 +78,9 @@ class Keeper:
         self.state = WatchdogState(
             watchdog_pid=os.getpid(), mode=request["mode"], remote=settings.remote, spec=self.entry.spec,
             started=now_iso(), notices=list(request.get("notices", [])), read_only=settings.read_only,
+            host=this_host().to_dict(),
         )  # fmt: skip
+        self.paths.host_folder.mkdir(parents=True, exist_ok=True)
 
     def save(self, **changes: Any) -> None:
         self.state = replace(self.state, **changes)

@@ -9,10 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from drivelab._host_id import is_this_host
 from drivelab.drive._config import WatchdogState
 from drivelab.errors import RcloneError
 
 __all__ = ["RcClient", "RcUnavailable"]
+
+_LOG_HINT = "see rclone.log in this machine's .drivelab/drive/hosts/<host>/"
 
 
 class RcUnavailable(RcloneError):
@@ -28,6 +31,8 @@ class RcClient:
     @classmethod
     def from_state(cls, state: WatchdogState) -> RcClient | None:
         rc = state.rc
+        if state.host is not None and not is_this_host(state.host):
+            return None  # a loopback address of another machine, or of an earlier boot of this one
         if not isinstance(rc, dict) or not rc.get("url"):
             return None
         return cls(rc["url"], rc.get("user", ""), rc.get("password", ""))
@@ -49,11 +54,11 @@ class RcClient:
                 message = response.json().get("error", response.text)
             except ValueError:
                 message = response.text
-            raise RcloneError(f"rclone rc {command} failed: {message.strip()}", hint="see .drivelab/drive/rclone.log")
+            raise RcloneError(f"rclone rc {command} failed: {message.strip()}", hint=_LOG_HINT)
         try:
             return response.json()
         except ValueError as exc:
-            raise RcloneError(f"rclone rc {command} did not answer JSON", hint="see .drivelab/drive/rclone.log") from exc
+            raise RcloneError(f"rclone rc {command} did not answer JSON", hint=_LOG_HINT) from exc
 
     def alive(self) -> bool:
         try:

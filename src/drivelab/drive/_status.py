@@ -13,7 +13,7 @@ from typing import Any
 from drivelab._atomic import write_text_atomic
 from drivelab._background import pid_alive
 from drivelab.drive import _guard
-from drivelab.drive._config import DrivePaths, WatchdogState, load_settings, now_iso, read_watchdog_state
+from drivelab.drive._config import DrivePaths, DriveSettings, WatchdogState, load_settings, now_iso, read_watchdog_state
 from drivelab.drive._host import mount_broken, mount_table_has, rclone_alive, unmount
 from drivelab.drive._rc import RcClient
 from drivelab.drive._users import users
@@ -52,7 +52,7 @@ class DriveState:
     """Why the counts above are unknown (None): rclone's rc API did not answer ``vfs/stats``."""
     last_stats: dict[str, Any] | None = None
     """While the counts are unknown: the last ones rclone gave (``time``, ``pending_uploads``, ``uploading``,
-    ``cache_bytes``, ``cache_files``, ``errored_files``), kept in ``.drivelab/drive/stats.json``; None if never."""
+    ``cache_bytes``, ``cache_files``, ``errored_files``), kept in this host's ``stats.json``; None if never."""
     watchdog_pid: int | None = None
     rclone_pid: int | None = None
     remounts: int = 0
@@ -67,6 +67,10 @@ class DriveState:
     """Commands using the drive now (``drivelab lab``, jobs): ``pid``, ``what``, ``since``."""
     read_only: bool = False
     """The attached drive takes no writes."""
+    host: str | None = None
+    """This machine's host name: the drive's state here is this host's alone (others sharing the workspace have their own)."""
+    cache: str | None = None
+    """Where this machine keeps rclone's VFS cache (pending uploads wait there), on its own disk."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,11 +98,13 @@ class DriveState:
             "error": self.error,
             "users": self.users,
             "read_only": self.read_only,
+            "host": self.host,
+            "cache": self.cache,
         }
 
 
 def watchdog_state(ws: Workspace) -> WatchdogState | None:
-    """The state a live watchdog recorded; None when no watchdog is alive."""
+    """The state this host's live watchdog recorded; None when none is alive here (another host's is never looked at)."""
     state = read_watchdog_state(DrivePaths(ws))
     if state and pid_alive(state.watchdog_pid):
         return state
@@ -142,16 +148,26 @@ def last_event(paths: DrivePaths) -> dict[str, Any] | None:
 
 
 def append_event(paths: DrivePaths, kind: str, **detail: Any) -> None:
+    with contextlib.suppress(OSError):
+        paths.host_folder.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError), open(paths.events, "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"time": now_iso(), "event": kind, **detail}) + "\n")
 
 
 def status(ws: Workspace) -> DriveState:
-    """The drive's mode, whether it is live, pending uploads, cache size and the last watchdog event."""
+    """The drive on this machine: its mode, whether it is live, pending uploads, cache size and the last watchdog event."""
     settings = load_settings(ws)
     paths = DrivePaths(ws)
     if settings.remote is None:
         return DriveState(mode="local", live=ws.drive.is_dir(), path=ws.drive, phase="local")
+    result = _status(ws, settings, paths)
+    result.host = paths.host
+    if result.mode == "mount":
+        result.cache = str(paths.cache)
+    return result
+
+
+def _status(ws: Workspace, settings: DriveSettings, paths: DrivePaths) -> DriveState:
     entry = settings.remotes.get(settings.remote)
     spec = entry.spec if entry else None
     state = watchdog_state(ws)
@@ -230,7 +246,7 @@ def _counts(disk_cache: dict[str, Any]) -> dict[str, int]:
 
 
 def _stats_file(paths: DrivePaths) -> Path:
-    return paths.folder / "stats.json"
+    return paths.stats
 
 
 def remember_stats(paths: DrivePaths, counts: dict[str, int] | dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ _RENAMED = re.compile(r"Renaming Path[12] copy\s+-\s+(?P<path>.+)$")
 
 @contextlib.contextmanager
 def _locked(paths: DrivePaths, timeout: float | None):
-    paths.folder.mkdir(parents=True, exist_ok=True)
+    paths.host_folder.mkdir(parents=True, exist_ok=True)
     with open(paths.sync_lock, "a") as fh:
         start = time.monotonic()
         while True:
@@ -57,7 +57,7 @@ def _bisync(ws: Workspace, *, resync: bool) -> tuple[dict[str, Any], list[str]]:
         "--workdir", str(paths.bisync),
         "--conflict-resolve", "none", "--conflict-loser", "pathname",
         "--conflict-suffix", "local,remote", "--suffix-keep-extension",
-        "--backup-dir1", str(paths.folder / "sync-backup"),
+        "--backup-dir1", str(paths.sync_backup),
         "--create-empty-src-dirs", "--resilient", "--recover", "--force",
         "--use-json-log", "-v", "--color", "NEVER", "--stats-log-level", "NOTICE",
         "--retries", "3", "--low-level-retries", "3", "--contimeout", "10s", "--timeout", "60s",

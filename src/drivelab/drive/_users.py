@@ -1,4 +1,9 @@
-"""Who uses the drive: each command that attaches it holds a lock file for its life, so a killed one stops counting by itself."""
+"""Who uses the drive: each command that attaches it holds a lock file for its life, so a killed one stops counting by itself.
+
+The leases are this host's (``.drivelab/drive/hosts/<host>/users/``): a command
+on another machine uses that machine's mount, not this one's. Each names its
+host, whose identity goes with the pid.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from drivelab._host_id import this_host
 from drivelab.drive._config import DrivePaths, now_iso
 from drivelab.workspace import Workspace
 
@@ -21,7 +27,7 @@ _held: dict[tuple[str, int], tuple[int, Path]] = {}
 
 
 def _users_folder(ws: Workspace) -> Path:
-    return DrivePaths(ws).folder / "users"
+    return DrivePaths(ws).users
 
 
 def hold(ws: Workspace, what: str) -> None:
@@ -36,7 +42,7 @@ def hold(ws: Workspace, what: str) -> None:
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, json.dumps({"pid": os.getpid(), "what": what, "since": now_iso()}).encode())
+        os.write(fd, json.dumps({"pid": os.getpid(), "what": what, "since": now_iso(), "host": this_host().to_dict()}).encode())
         lease = folder / f"{name}.lock"
         os.replace(tmp, lease)
     except BaseException:

@@ -21,16 +21,19 @@ tries once every :data:`FAILED_RETRY` seconds (each bound has its
 ``$DRIVELAB_DRIVE_...`` variable). It stays, keeping ``drive/`` from taking
 writes, and brings the drive back by itself once the remote answers again.
 
-Its logs (``events.jsonl``, ``watchdog.log``, ``rclone.log``) are kept under
+Its files are this host's (``.drivelab/drive/hosts/<host>/``) and its VFS
+cache lies on this machine's own disk (``DrivePaths.cache``): a watchdog on
+another machine sharing the workspace keeps its own. Its logs
+(``events.jsonl``, ``watchdog.log``, ``rclone.log``) are kept under
 ``$DRIVELAB_DRIVE_LOG_MAX`` bytes each (10 MiB): past it, the oldest half is cut.
 
 While the drive is down, writes to ``drive/`` fail with an error; none is
 silently dropped. The folder beneath the mount point is kept from taking
 writes (:mod:`drivelab.drive._guard`); files found there anyway before a
-remount (no protection possible) are moved to ``.drivelab/drive/stray/``. A
+remount (no protection possible) are moved to this host's ``stray/``. A
 file that was still open for writing when rclone died holds partial bytes in
 the cache, which rclone would upload when it starts again: before each start
-such items are moved out of the cache to ``.drivelab/drive/incomplete/``, so
+such items are moved out of the cache to this host's ``incomplete/``, so
 the remote keeps its previous version and nothing half-written is published.
 
 In ``sync`` mode it pulls the remote into ``drive/`` once, then pushes and
@@ -187,7 +190,7 @@ class MountKeeper(Keeper):
                 self.event("unprotected", reason=guard.why)
 
     def set_aside_strays(self) -> None:
-        """Files beneath the mount point that were not there by choice go to ``.drivelab/drive/stray/<time>/``."""
+        """Files beneath the mount point that were not there by choice go to this host's ``stray/<time>/``."""
         if self.request.get("allow_non_empty") or os.path.ismount(self.ws.drive):
             return
         try:
@@ -196,7 +199,7 @@ class MountKeeper(Keeper):
             return
         if not entries:
             return
-        target = self.paths.folder / "stray" / _stamp()
+        target = self.paths.stray / _stamp()
         target.mkdir(parents=True, exist_ok=True)
         relock = _guard.release(self.ws.drive)
         try:
@@ -222,7 +225,7 @@ class MountKeeper(Keeper):
         if not meta_root.is_dir():
             return
         moved: list[str] = []
-        target = self.paths.folder / "incomplete" / _stamp()
+        target = self.paths.incomplete / _stamp()
         for meta in sorted(p for p in meta_root.rglob("*") if p.is_file()):
             rel = meta.relative_to(meta_root)
             data = data_root / rel
@@ -250,7 +253,8 @@ class MountKeeper(Keeper):
         self.protect()
         env = {**os.environ, "RCLONE_RC_USER": self.rc.user, "RCLONE_RC_PASS": self.rc.password}
         env = {k: v for k, v in env.items() if not k.startswith("RCLONE_CONFIG")}
-        self.paths.folder.mkdir(parents=True, exist_ok=True)
+        self.paths.host_folder.mkdir(parents=True, exist_ok=True)
+        self.paths.cache.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.cap_logs(self.paths.rclone_log)
         with contextlib.suppress(OSError):
             self.log_offset = self.paths.rclone_log.stat().st_size

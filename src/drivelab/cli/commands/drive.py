@@ -198,6 +198,7 @@ def mount(
     cache_max_size: Annotated[Optional[str], typer.Option("--cache-max-size", help="Cap on the local cache, e.g. 10G (default).")] = None,
     dir_cache_time: Annotated[Optional[str], typer.Option("--dir-cache-time", help="How long folder listings are cached (default 1m): changes made elsewhere show up after this. Short times re-list big folders often.")] = None,
     read_only: Annotated[bool, typer.Option("--read-only", help="Attach read-only.")] = False,
+    cache_dir: Annotated[Optional[str], typer.Option("--cache-dir", help="Folder on each machine's own disk for the VFS caches (default /var/tmp/drivelab-UID; kept with the workspace's drive; '' for the default; $DRIVELAB_DRIVE_CACHE_DIR overrides it).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for the drive to be live.")] = 60.0,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
@@ -217,7 +218,7 @@ def mount(
     notices = [] if json_output else None
     state = attach(
         ws, name, mode=mode, local_files=chosen[0] if chosen else None, read_only=True if read_only else None,
-        cache_mode=cache, cache_max_size=cache_max_size, dir_cache_time=dir_cache_time, timeout=timeout,
+        cache_mode=cache, cache_max_size=cache_max_size, dir_cache_time=dir_cache_time, cache_dir=cache_dir, timeout=timeout,
         on_notice=(lambda text: console.print(f"[yellow]notice:[/] {escape(text)}")) if notices is None else None,
     )
     if json_output:
@@ -265,7 +266,7 @@ def _say_flushed(result: FlushResult) -> None:
 
 @app.command("unmount")
 def unmount(
-    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Return within this many seconds: uploads not landed by then stay in .drivelab/drive/cache and upload at the next mount.")] = 30.0,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="Return within this many seconds: uploads not landed by then stay in this machine's drive cache (`drivelab drive status` names it) and upload at the next mount.")] = 30.0,
     force: Annotated[bool, typer.Option("--force", help="Unmount now, without waiting for uploads, even while a command uses the drive.")] = False,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
@@ -274,8 +275,9 @@ def unmount(
 
     When uploads have not all landed by then (the remote is unreachable, the
     drive hung), or at once with --force, it unmounts anyway and says how many
-    are pending: they are kept in .drivelab/drive/cache and upload at the next
-    `drivelab drive mount` (exit code 1 unless --force).
+    are pending: they are kept in this machine's drive cache (on its own disk,
+    named in the message) and upload at the next `drivelab drive mount` (exit
+    code 1 unless --force). Only this machine's mount is detached.
 
     Refuses while another command has the drive in use (`drivelab lab`, a
     job): stop them first, or pass --force to unmount it under them.
@@ -283,7 +285,10 @@ def unmount(
     from drivelab.drive import detach
     from drivelab.errors import FlushError
 
+    from drivelab.drive import DrivePaths
+
     ws = workspace_from(workspace)
+    kept_in = escape(str(DrivePaths(ws).cache))
     if json_output:
         result = detach(ws, timeout=timeout, force=force, when_used="refuse")
         emit_json("drive.unmount", result.to_dict())
@@ -293,7 +298,7 @@ def unmount(
         if not result.was_attached:
             console.print("drive/ is a local folder: nothing to unmount" if result.mode == "local" else "the drive is not attached: nothing to unmount")
             if result.pending:
-                console.print(f"[yellow]{_uploads(result.pending)} pending[/] from before: kept in .drivelab/drive/cache; they upload at the next `drivelab drive mount`")
+                console.print(f"[yellow]{_uploads(result.pending)} pending[/] from before: kept in {kept_in}; they upload at the next `drivelab drive mount`")
             return
         if result.forced:
             console.print(f"[yellow]unmounted without waiting for uploads[/] ({escape(result.reason or '')})")
@@ -302,11 +307,11 @@ def unmount(
             if result.mode != "local":
                 console.print("unmounted")
         if result.pending and force:
-            console.print(f"[yellow]{_uploads(result.pending)} pending[/]: kept in .drivelab/drive/cache; they upload at the next `drivelab drive mount`")
+            console.print(f"[yellow]{_uploads(result.pending)} pending[/]: kept in {kept_in}; they upload at the next `drivelab drive mount`")
     if result.pending and not force and result.was_attached:
         raise FlushError(
             f"unmounted with {_uploads(result.pending)} pending: {result.reason or 'they did not land in time'}",
-            hint="nothing was discarded: they are kept in .drivelab/drive/cache and upload at the next mount (`drivelab drive mount`, then `drivelab drive flush`)",
+            hint=f"nothing was discarded: they are kept in {DrivePaths(ws).cache} and upload at the next mount (`drivelab drive mount`, then `drivelab drive flush`)",
         )
 
 
@@ -341,6 +346,9 @@ def status(workspace: WorkspaceOption = None, json_output: JsonOption = False) -
             console.print(f"  ({state.stats_error})", markup=False, highlight=False, soft_wrap=True)
     elif state.live:
         console.print(f"  pending uploads {state.pending_uploads} ({state.uploading} uploading), cache {format_bytes(state.cache_bytes or 0)} in {state.cache_files} files")
+    if state.host:
+        pids = ", ".join(f"{what} pid {pid}" for what, pid in (("watchdog", state.watchdog_pid), ("rclone", state.rclone_pid)) if pid)
+        console.print(f"  on this machine ({escape(state.host)}{'; ' + pids if pids else ''})" + (f", cache {escape(state.cache)}" if state.cache else ""), highlight=False)
     if state.users:
         console.print("  in use by " + ", ".join(f"{escape(str(u.get('what')))} (pid {u.get('pid')})" for u in state.users))
     if state.remounts:
