@@ -1,4 +1,4 @@
-"""Wall time of the quick commands: `drivelab runtime --json` and `drivelab setup torch --dry-run --json`.
+"""Wall time of the quick commands: `drivelab --help`, `drivelab runtime --json` and `drivelab setup torch --dry-run --json`.
 
     python benchmarks/cli_startup.py                       # with this interpreter
     python benchmarks/cli_startup.py --python /tmp/notorch/bin/python --runs 21
@@ -21,6 +21,7 @@ import time
 COMMANDS = {
     "python -c pass (baseline)": ["-c", "pass"],
     "drivelab --version": ["-m", "drivelab", "--version"],
+    "drivelab --help": ["-m", "drivelab", "--help"],
     "drivelab runtime --json": ["-m", "drivelab", "runtime", "--json"],
     "drivelab setup torch --dry-run --json": ["-m", "drivelab", "setup", "torch", "--dry-run", "--json"],
 }

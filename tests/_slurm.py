@@ -20,19 +20,22 @@ jobs of another that shares the cluster. ``scripts/slurm-local.sh down`` stops i
 Linux namespaces, with a folder, ports, subnet and bridge of its own (``HOSTS_SETTINGS``),
 so that it and the single-host cluster never meet; it yields a :class:`LocalSlurmHosts`
 and removes the cluster (``down``) when the module is done, whatever happened. One test
-session at a time has it (a lock file); it needs root.
+session at a time has it (a lock file); it needs root. Its hosts share the file system
+but for /tmp and /run: ``shared_folder`` makes a folder they all see (under /var/tmp).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -42,7 +45,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _guards import in_ci, skip_or_fail
 
-__all__ = ["HOSTS_SETTINGS", "SCRIPT", "LocalSlurm", "LocalSlurmHosts", "slurm", "slurm_hosts"]
+__all__ = ["HOSTS_SETTINGS", "SCRIPT", "SHARED_ROOT", "LocalSlurm", "LocalSlurmHosts", "shared_folder", "slurm", "slurm_hosts"]
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "slurm-local.sh"
 UP_TIMEOUT = 300
@@ -165,19 +168,29 @@ class LocalSlurmHosts(LocalSlurm):
     def address(self, host: str) -> str:
         return self.addresses[self.nodes.index(host)]
 
-    def script(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """``scripts/slurm-local.sh ARGS`` with this cluster's settings."""
-        env = {**os.environ, **dict(self.settings)}
+    def script(self, *args: str, timeout: float = 60, check: bool = True,
+               env: Mapping[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """``scripts/slurm-local.sh ARGS`` with this cluster's settings, in ``env`` (default: this process's
+        environment) and ``cwd`` (``exec`` runs its command there too: give a folder the hosts share)."""
+        env = {**(os.environ if env is None else env), **dict(self.settings)}
         proc = subprocess.run(["bash", str(SCRIPT), *args], check=False, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, cwd=cwd)
         if check and proc.returncode != 0:
             pytest.fail(f"slurm-local.sh {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}",
                         pytrace=False)
         return proc
 
-    def on(self, host: str, *command: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``command`` on ``host`` (``slurm-local.sh exec HOST -- COMMAND``)."""
-        return self.script("exec", host, "--", *command, timeout=timeout, check=check)
+    def on(self, host: str, *command: str, timeout: float = 30, check: bool = True,
+           env: Mapping[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` on ``host`` (``slurm-local.sh exec HOST -- COMMAND``), in ``env`` and ``cwd`` (see :meth:`script`)."""
+        return self.script("exec", host, "--", *command, timeout=timeout, check=check, env=env, cwd=cwd)
+
+    def popen_on(self, host: str, *command: str, env: Mapping[str, str] | None = None,
+                 cwd: Path | None = None) -> subprocess.Popen[str]:
+        """Start ``command`` on ``host`` and return at once: its output (stdout and stderr) comes on ``stdout``."""
+        env = {**(os.environ if env is None else env), **dict(self.settings)}
+        return subprocess.Popen(["bash", str(SCRIPT), "exec", host, "--", *command], env=env, cwd=cwd,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def start_on(self, host: str, command: str) -> tuple[subprocess.Popen[str], str]:
         """Start the shell ``command`` in the background on ``host``: the process, and the
@@ -191,6 +204,21 @@ class LocalSlurmHosts(LocalSlurm):
     def holder(self, host: str) -> int:
         """The pid of the process that holds ``host``'s namespaces (PID 1 there)."""
         return int((self.state_dir / "run" / f"{host}.pid").read_text())
+
+
+SHARED_ROOT = Path("/var/tmp")
+"""Where tests make folders that every host of a cluster of hosts sees: not /tmp, of which each host has its own."""
+
+
+@contextlib.contextmanager
+def shared_folder(prefix: str) -> Iterator[Path]:
+    """A new folder under :data:`SHARED_ROOT`, removed afterwards whatever happened."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=SHARED_ROOT))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _take_lock(path: Path, within: float) -> TextIO | None:

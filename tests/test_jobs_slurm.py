@@ -150,6 +150,9 @@ def test_a_slurm_job_trains_requeues_twice_and_ends_with_the_weights_of_an_unint
 
     shown = on_cluster("jobs", "list", cwd=workspace)
     assert shown.returncode == 0 and f"requeued: Slurm job {job_id} COMPLETED on {slurm.node}, requeued 2 time(s)" in shown.stderr, describe(shown)
+    # The table speaks drivelab's words for every run, with Slurm's beside them.
+    row = next(line for line in shown.stderr.splitlines() if line.startswith("requeued "))
+    assert "succeeded (Slurm COMPLETED)" in row, describe(shown)
 
 
 TICKS = """
@@ -288,6 +291,9 @@ def test_without_a_slurm_client_the_error_says_how_to_get_one(workspace, tmp_pat
         (["--partition", "debug"], "--partition ask Slurm for resources: add --on slurm"),
         (["--on", "slurm", "--nnodes", "2"], "on Slurm, drivelab sets the machines"),
         (["--on", "slurm", "--time", "1:2:3:4"], "not a Slurm time limit"),
+        (["--warn-before", "60"], "--warn-before ask Slurm for resources: add --on slurm"),
+        (["--on", "slurm", "--warn-before", "0"], "--warn-before must be 1 to 65535 seconds, not 0"),
+        (["--on", "slurm", "--time", "1", "--warn-before", "60"], "--warn-before 60 is not before the time limit: --time 1 is 60 s"),
     ],
 )
 def test_slurm_options_are_usage_errors_where_they_do_not_fit(workspace, args, message):
@@ -311,7 +317,7 @@ def test_the_batch_script_of_several_nodes_runs_drivelab_run_under_torchrun_on_e
         "--time=2:00:00",
         "--partition=gpu",
         "--account=proj",
-        "--signal=B:USR2@90",
+        "--signal=B:USR2@120",
         "--requeue",
     ):
         assert f"#SBATCH {directive}\n" in text, text
@@ -321,6 +327,10 @@ def test_the_batch_script_of_several_nodes_runs_drivelab_run_under_torchrun_on_e
     assert f"-m drivelab run --workspace {workspace} --run big --restarts 3 --backoff 0.1 --nproc-per-node 4" in command, command
     assert command.endswith('--nnodes "$SLURM_NNODES" --rdzv-endpoint "$first_node:$port" --rdzv-id "$SLURM_JOB_ID" drive/colab/main.py --epochs 4'), command
     assert subprocess.run(["bash", "-n"], check=False, input=text, text=True, capture_output=True).returncode == 0
-    # A short limit gets its USR2 a third of the way before it, not 90 s (at its start).
+    # A short limit gets its USR2 a third of the way before it, not 120 s (at its start).
     short = batch_script(Workspace(workspace), spec, SlurmOptions(time="2"))
     assert "#SBATCH --signal=B:USR2@40\n" in short and "--label" not in short and "--nproc-per-node" not in short
+    assert "#SBATCH --signal=B:USR2@100\n" in batch_script(Workspace(workspace), spec, SlurmOptions(time="5"))
+    # --warn-before, as given, whatever the limit it is within.
+    for limit, lead in ((None, 600), ("30", 300), ("2", 100)):
+        assert f"#SBATCH --signal=B:USR2@{lead}\n" in batch_script(Workspace(workspace), spec, SlurmOptions(time=limit, warn_before=lead))

@@ -5,7 +5,7 @@ run this way::
 
     proc = spawn(argv, log=path)                      # no terminal; output appended to the log
     state = wait_ready(proc, read_state, timeout=60)  # ProcessExited / ReadyTimeout otherwise
-    stop(pid, grace=10)                               # SIGCONT + SIGTERM, SIGKILL after the grace
+    stop(proc, grace=10)                              # SIGCONT + SIGTERM, SIGKILL after the grace; .code, .killed
 
 Callers turn :class:`ProcessExited` and :class:`ReadyTimeout` into their own
 errors, with what their logs say.
@@ -18,11 +18,12 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["spawn", "wait_ready", "stop", "pid_alive", "wait_gone", "ProcessExited", "ReadyTimeout"]
+__all__ = ["spawn", "wait_ready", "stop", "stop_all", "Stopped", "pid_alive", "wait_gone", "ProcessExited", "ReadyTimeout"]
 
 T = TypeVar("T")
 
@@ -111,26 +112,81 @@ def wait_gone(alive: Callable[[], bool], seconds: float) -> bool:
     return True
 
 
-def stop(pid: int, *, grace: float, group: bool = False) -> bool:
-    """SIGTERM ``pid`` (its process group with ``group``), then SIGKILL if it lives ``grace`` seconds on.
+@dataclass(frozen=True)
+class Stopped:
+    """How :func:`stop` ended a process."""
 
-    A stopped process (SIGSTOP) is continued first, so that it can act on
-    SIGTERM; ``grace=0`` kills it at once, with no SIGTERM to act on. Returns
-    True when it ended within the grace, False when it had to be killed.
+    killed: bool
+    """True when it outlived the grace and was sent SIGKILL."""
+    code: int | None = None
+    """Its exit status (negative: the signal that ended it) when it was given as a :class:`subprocess.Popen`
+    and has ended; otherwise None."""
+
+
+def stop(
+    process: int | subprocess.Popen[bytes],
+    *,
+    grace: float,
+    group: bool = False,
+    kill_group: bool = False,
+    alive: Callable[[], bool] | None = None,
+) -> Stopped:
+    """SIGTERM ``process`` (its process group with ``group``), then SIGKILL if it lives ``grace`` seconds on.
+
+    ``process`` is a PID, or a child of this process as a :class:`subprocess.Popen`,
+    whose exit status the result then carries. With ``kill_group``, SIGTERM goes
+    to the process alone (it ends its own children on it) and SIGKILL to its
+    whole group. A stopped process (SIGSTOP) is continued first, so that it can
+    act on SIGTERM; ``grace=0`` kills it at once, with no SIGTERM to act on.
+    ``alive`` says whether it still runs (default: whether the PID does), e.g.
+    a lock it holds. A process that has ended is not signalled (its group, with ``group``, still is).
     """
+    pid = process if isinstance(process, int) else process.pid
+    if alive is None:
+        alive = (lambda: pid_alive(pid)) if isinstance(process, int) else (lambda: process.poll() is None)
 
-    def send(sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            if group:
-                os.killpg(pid, sig)
-            else:
-                os.kill(pid, sig)
+    def result(killed: bool) -> Stopped:
+        return Stopped(killed, None if isinstance(process, int) else process.poll())
 
+    if not group and not alive():
+        return result(False)
+    return result(_escalate(lambda sig: _send(pid, sig, group=group or (kill_group and sig == signal.SIGKILL)), alive, grace))
+
+
+def stop_all(pids: Collection[int], *, grace: float) -> list[int]:
+    """:func:`stop` several processes together: SIGTERM to all, SIGKILL to those alive ``grace`` seconds on.
+
+    Returns those of ``pids`` that were alive."""
+    living = [pid for pid in pids if pid_alive(pid)]
+    if living:
+
+        def send(sig: int) -> None:
+            for pid in living:
+                _send(pid, sig, group=False)
+
+        _escalate(send, lambda: any(pid_alive(pid) for pid in living), grace)
+    return living
+
+
+def _escalate(send: Callable[[int], None], alive: Callable[[], bool], grace: float) -> bool:
+    """SIGCONT and SIGTERM, then SIGKILL once ``alive()`` stays true ``grace`` seconds; whether it came to SIGKILL."""
     if grace > 0:
         send(signal.SIGCONT)
         send(signal.SIGTERM)
-        if wait_gone(lambda: pid_alive(pid), grace):
-            return True
+        if wait_gone(alive, grace):
+            return False
     send(signal.SIGKILL)
-    wait_gone(lambda: pid_alive(pid), 5.0)
-    return False
+    wait_gone(alive, 5.0)
+    return True
+
+
+def _send(pid: int, sig: int, *, group: bool) -> None:
+    """``sig`` to ``pid`` (to its process group with ``group``, or to ``pid`` when it leads none); gone is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group:
+            try:
+                os.killpg(pid, sig)
+                return
+            except (ProcessLookupError, PermissionError):
+                pass
+        os.kill(pid, sig)

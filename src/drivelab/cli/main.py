@@ -11,7 +11,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from drivelab import __version__
+from drivelab import __version__, colab
 from drivelab.cli._output import console, show_error
 from drivelab.cli.commands import data, demo, doctor, drive, init, lab, runtime, setup
 from drivelab.cli.commands import jobs as jobs_command
@@ -87,9 +87,7 @@ def main() -> None:
     try:
         if os.environ.get("DRIVELAB_COLAB_KEEPER"):
             # In a kernel's or job's /content namespace: what attaches the drive runs outside it (see drivelab.colab).
-            from drivelab.colab import forward_command
-
-            code = forward_command(sys.argv[1:])
+            code = colab.forward_command(sys.argv[1:])
             if code is not None:
                 sys.exit(code)
         app(prog_name="drivelab")

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from drivelab import drive
+from drivelab.colab._content import ask_keeper, content_status, keeper_available
 from drivelab.errors import ColabError, DrivelabError
 from drivelab.workspace import Workspace, find_workspace
 
@@ -138,8 +140,6 @@ def hints_shown() -> Iterator[None]:
 
 def _permission_error(path: Path, exc: OSError) -> ColabError:
     if path == COLAB_CONTENT or COLAB_CONTENT in path.parents:
-        from drivelab.colab._content import content_status
-
         found = content_status()
         return ColabError(
             f"cannot create {path}: {exc.strerror or exc} (/content is not this workspace here: {found.why})",
@@ -169,8 +169,6 @@ def colab_mount(
     be outside the drive and hold nothing but a previous ``MyDrive`` link; one
     under ``/content`` is under :func:`colab_content` instead.
     """
-    from drivelab import drive
-
     ws = workspace or find_workspace()
     target = ws.drive.resolve()
     where = _absolute(mountpoint)
@@ -227,9 +225,6 @@ def colab_mount(
 
 def _attach_drive(ws: Workspace, *, force_remount: bool, timeout: float, readonly: bool) -> Any:
     """``drivelab.drive.mount`` here, or by the keeper outside when this process is in its ``/content`` namespace."""
-    from drivelab import drive
-    from drivelab.colab._content import ask_keeper, keeper_available
-
     if not keeper_available():
         return drive.mount(str(ws.drive), force_remount=force_remount, timeout=timeout, readonly=readonly)
     reply = ask_keeper({"op": "mount", "force_remount": force_remount, "timeout": timeout, "readonly": readonly}, timeout=timeout + 60)
@@ -244,9 +239,6 @@ def colab_flush_and_unmount(timeout: float = 24 * 60 * 60.0) -> Any:
     """Flush the drive (wait for every pending upload), detach it, and remove the
     ``MyDrive`` links this process made; returns the drive's ``DetachResult``
     (``forced`` and ``pending`` say whether every write landed)."""
-    from drivelab import drive
-    from drivelab.colab._content import ask_keeper, keeper_available
-
     if keeper_available():
         data = ask_keeper({"op": "flush_and_unmount", "timeout": timeout}, timeout=timeout + 60)["result"]
         known = {f.name for f in fields(drive.DetachResult)}

@@ -47,16 +47,21 @@ import contextlib
 import ctypes
 import json
 import os
+import pwd
 import secrets
 import signal
 import socket
 import stat
 import struct
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from drivelab import drive, errors
+from drivelab.errors import ColabError, DrivelabError
 
 __all__ = [
     "CONTENT",
@@ -331,14 +336,10 @@ def forward_command(argv: list[str]) -> int | None:
             stream = sys.stdout if "out" in message else sys.stderr
             stream.write(message.get("out", message.get("err", "")))
             stream.flush()
-    from drivelab.errors import ColabError
-
     raise ColabError("the process that runs drivelab commands for this kernel or job ended without an exit code", hint="see `drivelab drive status`; restart the kernel")
 
 
 def _connect() -> socket.socket:
-    from drivelab.errors import ColabError
-
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect("\0" + os.environ[KEEPER_ENV])
@@ -384,8 +385,6 @@ def _answer(conn: socket.socket, root: Path) -> None:
 
 def _run_command(conn: socket.socket, request: dict[str, Any]) -> None:
     """``drivelab ARGV`` here, outside, its output sent back line by line; stopped when the asker goes away."""
-    import subprocess
-
     proc = subprocess.Popen(
         [sys.executable, "-m", "drivelab", *[str(a) for a in request["argv"]]],
         cwd=request.get("cwd") or None,
@@ -429,9 +428,6 @@ def _run_command(conn: socket.socket, request: dict[str, Any]) -> None:
 
 
 def _serve(root: Path, request: dict[str, Any]) -> dict[str, Any]:
-    from drivelab import drive
-    from drivelab.errors import DrivelabError
-
     op = request.get("op")
     try:
         if op == "mount":
@@ -457,8 +453,6 @@ def keeper_available() -> bool:
 
 def ask_keeper(request: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
     """Send ``request`` to the keeper and return its reply; a failure there is raised here as the same error."""
-    from drivelab import errors
-
     with _connect() as conn:
         conn.settimeout(timeout)
         try:
@@ -516,8 +510,6 @@ def setup_machine(*, probe_uid: int | None = None) -> SetupResult:
     when ``/content`` is missing and this process may not make it, or when
     something other than a folder is in the way.
     """
-    from drivelab.errors import ColabError
-
     if sys.platform != "linux":
         raise ColabError(
             f"/content for each workspace needs Linux mount namespaces; {sys.platform} has none",
@@ -566,8 +558,6 @@ def _probe_namespace(uid: int) -> tuple[bool, str | None]:
         message = b""
         try:
             if uid != os.getuid():
-                import pwd
-
                 os.setgroups([])
                 os.setgid(pwd.getpwuid(uid).pw_gid)
                 os.setuid(uid)

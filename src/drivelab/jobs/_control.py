@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from drivelab import drive
-from drivelab._background import ProcessExited, ReadyTimeout, spawn, wait_ready
+from drivelab._background import ProcessExited, ReadyTimeout, spawn, stop, wait_ready
 from drivelab._deadline import DeadlineError, NoAnswer, within
 from drivelab.errors import JobError, JobNotFoundError, JobRunningError
 from drivelab.jobs._slurm_run import follow_slurm_run, is_slurm_run, read_slurm_log, slurm_run_status, stop_slurm_run
@@ -46,7 +45,7 @@ def start_detached(ws: Workspace, spec: JobSpec, *, timeout: float = 30.0) -> Jo
     if a job of that name is running.
     """
     spec.prepare()
-    if is_alive(ws, spec.run):
+    if is_alive(ws, spec.run, spec.node or None):
         raise JobRunningError(
             f"run {spec.run!r} is already running",
             hint=f"watch it with `drivelab jobs logs {spec.run} -f`, stop it with `drivelab jobs stop {spec.run}`, or pick another --run name",
@@ -131,7 +130,7 @@ class JobListing:
 def jobs_listing(ws: Workspace) -> JobListing:
     """Every job of the workspace, oldest first, without waiting on a remote drive that does not answer.
 
-    A local drive is read as it is. A remote one is read in a thread for at
+    A local drive is read as it is. A remote one is read in a child process for at
     most :data:`DRIVE_ANSWER_WITHIN` seconds; when it does not answer, or is
     not attached, the listing is this machine's local copies of the statuses
     its jobs wrote (``.drivelab/jobs/<run>/``), with ``unreadable`` saying why
@@ -194,9 +193,9 @@ class LogAnswer:
 def log_answer(ws: Workspace, run: str, *, tail: int | None = None) -> LogAnswer:
     """The job's log (its last ``tail`` lines), without waiting on a remote drive that does not answer.
 
-    A remote drive is read in a thread for at most :data:`DRIVE_ANSWER_WITHIN`
+    A remote drive is read in a child process for at most :data:`DRIVE_ANSWER_WITHIN`
     seconds; when it does not answer, or is not attached, the log is read
-    from rclone's cache on this machine (``.drivelab/drive/cache``), where a
+    from rclone's cache on this machine (see ``drive.DrivePaths``), where a
     job run here wrote it, if the cache holds it whole. Raises
     :class:`JobNotFoundError` naming the drive's state when neither has it.
     """
@@ -308,7 +307,7 @@ def follow_log(ws: Workspace, run: str, *, tail: int | None = None, poll: float 
     if text:
         yield text
     while True:
-        alive = is_alive(ws, run)  # looked at before reading, so nothing written before the end is missed
+        alive = is_alive(ws, run, status.node)  # looked at before reading, so nothing written before the end is missed
         with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
             fh.seek(offset)
             data = fh.read()
@@ -339,19 +338,10 @@ def stop_job(ws: Workspace, run: str, *, timeout: float = 60.0) -> JobStatus:
         return status
     if not status.active:
         raise JobError(f"job {run!r} is not running (it {status.state})", hint=f"`drivelab jobs logs {run}` shows how it ended")
-    if status.supervisor_pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(status.supervisor_pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while is_alive(ws, run):
-        if time.monotonic() > deadline:
-            latest = read_status(ws, run)
-            with contextlib.suppress(ProcessLookupError):
-                if latest.supervisor_pid:
-                    os.kill(latest.supervisor_pid, signal.SIGKILL)
-            _kill_group(latest.pid, Path(latest.run_dir))
-            raise JobError(f"job {run!r} did not stop within {timeout:.0f} s; it was killed", hint=f"see {log_path(Path(latest.run_dir))}")
-        time.sleep(0.05)
+    if status.supervisor_pid and stop(status.supervisor_pid, grace=timeout, alive=lambda: is_alive(ws, run, status.node)).killed:
+        latest = read_status(ws, run)
+        _kill_group(latest.pid, Path(latest.run_dir))
+        raise JobError(f"job {run!r} did not stop within {timeout:.0f} s; it was killed", hint=f"see {log_path(Path(latest.run_dir))}")
     return read_status(ws, run)
 
 
@@ -364,5 +354,4 @@ def _kill_group(pid: int | None, run_dir: Path) -> None:
     except OSError:
         return
     if f"DRIVELAB_RUN_DIR={run_dir}".encode() in environ:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
+        stop(pid, grace=0, group=True)

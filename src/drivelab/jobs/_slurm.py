@@ -30,7 +30,7 @@ from drivelab.errors import SlurmError
 
 __all__ = [
     "FINISHED_STATES",
-    "SIGNAL_LEAD",
+    "WARN_BEFORE",
     "SlurmJobState",
     "SlurmOptions",
     "Submitted",
@@ -43,8 +43,16 @@ __all__ = [
     "submit_batch",
 ]
 
-SIGNAL_LEAD = 90
-"""Seconds before the time limit that Slurm sends USR2 to the batch script (submitit's default too)."""
+WARN_BEFORE = 120
+"""Seconds before the time limit that Slurm sends USR2 to the batch script, unless ``--warn-before`` says otherwise.
+
+What has to fit in them, on every node: ``drivelab run`` stopping the script (SIGTERM, SIGKILL after 10 s), the
+drive's flush of what is pending (the newest checkpoint, the log: for a checkpoint of a few hundred megabytes,
+most of a minute on a slow link), then ``scontrol requeue``. Slurm may send the signal up to a minute early,
+never late; a job still running at its limit gets SIGTERM, then SIGKILL after the cluster's KillWait, and ends
+TIMEOUT, not requeued. A larger checkpoint or a slower drive needs more: ``--warn-before``."""
+WARN_BEFORE_MAX = 65535
+"""The most ``--signal=...@SECONDS`` takes (Slurm keeps it in 16 bits)."""
 FINISHED_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY", "REVOKED"})
 """States of a job that has ended for good (a requeued job goes back to PENDING instead)."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*(,[A-Za-z0-9][A-Za-z0-9_.+-]*)*")
@@ -101,8 +109,9 @@ class SlurmOptions:
     """Time limit, in Slurm's formats (:func:`parse_time_limit`)."""
     partition: str | None = None
     account: str | None = None
-    signal_lead: int = SIGNAL_LEAD
-    """Seconds before the time limit that the batch script gets USR2 (shortened for short limits, see :meth:`usr2_lead`)."""
+    warn_before: int | None = None
+    """Seconds before the time limit that the batch script gets USR2; ``None``: :data:`WARN_BEFORE`, or a third of
+    a shorter limit (see :meth:`usr2_lead`)."""
 
     def validate(self) -> None:
         """Raise :class:`SlurmError` for options that cannot make a batch script, before anything is written."""
@@ -117,13 +126,23 @@ class SlurmOptions:
         for flag, value in (("--partition", self.partition), ("--account", self.account)):
             if value is not None and not _NAME.fullmatch(value):
                 raise SlurmError(f"{flag} {value!r} is not a Slurm name", hint="names are letters, digits and . _ + - (several partitions: a,b)")
-        if self.signal_lead < 1:
-            raise SlurmError(f"the USR2 lead must be at least 1 s, not {self.signal_lead}")
+        if self.warn_before is not None:
+            if not 1 <= self.warn_before <= WARN_BEFORE_MAX:
+                raise SlurmError(f"--warn-before must be 1 to {WARN_BEFORE_MAX} seconds, not {self.warn_before}")
+            limit = parse_time_limit(self.time) if self.time else None
+            if limit is not None and self.warn_before >= limit:
+                raise SlurmError(
+                    f"--warn-before {self.warn_before} is not before the time limit: --time {self.time.strip()} is {limit} s",  # type: ignore[union-attr]
+                    hint="warn fewer seconds before the limit, or ask for a longer --time",
+                )
 
     def usr2_lead(self) -> int:
-        """Seconds before the limit for USR2: :attr:`signal_lead`, or a third of a limit shorter than three leads."""
+        """Seconds before the limit for USR2: :attr:`warn_before` as given; else :data:`WARN_BEFORE`, or a third of a
+        limit shorter than three times that (a 5-minute limit is warned 100 s before it, not at two fifths of it)."""
+        if self.warn_before is not None:
+            return self.warn_before
         limit = parse_time_limit(self.time) if self.time else None
-        return self.signal_lead if limit is None else max(1, min(self.signal_lead, limit // 3))
+        return WARN_BEFORE if limit is None else max(1, min(WARN_BEFORE, limit // 3))
 
     @property
     def gpus(self) -> int | None:
@@ -152,7 +171,7 @@ class SlurmOptions:
             "time": self.time,
             "partition": self.partition,
             "account": self.account,
-            "signal_lead": self.signal_lead,
+            "warn_before": self.usr2_lead(),
         }
 
 

@@ -14,7 +14,10 @@ The workspace folder itself must be at the same path on every node, as ``sbatch
 The batch script runs ``drivelab run`` on every node (``srun``, one task a node), so each
 node attaches the drive and supervises the script as a job on this machine does: the
 log and ``status.json`` in the run folder, a restart after a crash. With several nodes
-each one runs it under torchrun, the rendezvous on the first node.
+each one runs it under torchrun, the rendezvous on the first node, and keeps its own
+``log.<node>`` and ``status.<node>.json``; the run's status names every node's part, and
+its log is every node's, each line led by its node's name (see :class:`_RunLog`), read the
+same from the login node and from any node.
 
 What a requeued run resumes from is the training script's own last checkpoint: the epoch
 checkpoint ``ckpt-epochNNNN.pt``, complete once its ``.sha256`` exists (what
@@ -51,7 +54,7 @@ from drivelab.jobs._slurm import (
     submission_environment,
     submit_batch,
 )
-from drivelab.jobs._spec import JobSpec, check_run_name
+from drivelab.jobs._spec import JobSpec, check_run_name, node_name
 from drivelab.jobs._status import JobStatus, is_alive, log_path, log_start, now_iso, read_status
 from drivelab.workspace import Workspace
 
@@ -377,11 +380,45 @@ def _not_before(when: str, than: str) -> bool:
         return False
 
 
+def _several_nodes(record: SlurmRecord) -> bool:
+    return int(record.options.get("nodes") or 1) > 1
+
+
+def _node_records(run_dir: Path, since: str) -> list[JobStatus]:
+    """Each node's ``status.<node>.json`` of a run on several nodes, by node name, as the node wrote it; those older
+    than ``since`` (an earlier job's) left out. Read as written: only its own node can tell whether a supervisor runs."""
+    found = []
+    for path in sorted(run_dir.glob("status.*.json")):
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            record = JobStatus.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            if record.node and _not_before(record.started, since):
+                found.append(record)
+    return found
+
+
+def _node_part(record: JobStatus) -> str:
+    """A node's part in a run of several, for people: "node1 running (rank 0 of 2)", "node2 succeeded (rank 1 of 2, 1 restart(s))"."""
+    group = record.group or {}
+    said = [f"rank {group['rank']} of {group.get('size') or group.get('nnodes')}"] if group.get("rank") is not None else []
+    if record.restarts:
+        said.append(f"{record.restarts} restart(s)")
+    return f"{record.node} {record.state}" + (f" ({', '.join(said)})" if said else "")
+
+
+def _shown_node(nodes: list[JobStatus]) -> JobStatus:
+    """The node record a run on several nodes is shown with: this machine's, else a failed one's (its report and
+    last lines say what went wrong), else the first's."""
+    here = node_name()
+    return next((n for n in nodes if n.node == here), None) or next((n for n in nodes if n.state == "failed"), nodes[0])
+
+
 def slurm_run_status(ws: Workspace, run: str) -> JobStatus:
     """The run's status with Slurm's state: its supervisor's ``status.json`` (when a node has written one) under the
     state, job id, nodes and pending reason Slurm reports for the run's newest job.
 
-    When Slurm no longer knows the job (forgotten, and no accounting), the state is what
+    On several nodes the status shown is this machine's node's, else a failed node's, else the first node's;
+    ``slurm["nodes_recorded"]`` has every node's part (state, rank, restarts, last checkpoint) and the summary
+    names each. When Slurm no longer knows the job (forgotten, and no accounting), the state is what
     the supervisor recorded if it ended, else ``UNKNOWN``; when Slurm cannot be asked
     (no client on this machine), the same, with the reason in ``slurm["error"]``.
     """
@@ -390,8 +427,9 @@ def slurm_run_status(ws: Workspace, run: str) -> JobStatus:
     record = _read_record(run_dir)
     job_id = _current_job_id(ws, record)
     recorded: dict[str, Any] | None = None
+    nodes = _node_records(run_dir, record.submitted) if _several_nodes(record) else []
     try:
-        status = read_status(ws, run)
+        status = _shown_node(nodes) if nodes else read_status(ws, run)
         if _not_before(status.started, record.submitted):  # not a record left by an earlier job of the run
             recorded = {"state": status.state, "summary": status.summary, "node": status.node}
     except JobNotFoundError:
@@ -410,6 +448,19 @@ def slurm_run_status(ws: Workspace, run: str) -> JobStatus:
     info: dict[str, Any] = {"job_id": job_id, "batch_script": record.batch_script, "output": str(record.output_of(job_id)), "submitted": record.submitted}
     if recorded is not None:
         info["supervisor"] = recorded  # what the node's drivelab run recorded, under Slurm's state
+    if _several_nodes(record):
+        info["nodes_recorded"] = [
+            {
+                "node": n.node,
+                "state": n.state,
+                "rank": (n.group or {}).get("rank"),
+                "restarts": n.restarts,
+                "last_checkpoint": n.last_checkpoint,
+                "summary": n.summary,
+                "log": str(log_path(run_dir, n.node)),
+            }
+            for n in nodes
+        ]
     try:
         state = SlurmJobState(**record.ended[job_id]) if job_id in record.ended else job_state(job_id)
     except SlurmError as exc:
@@ -419,28 +470,101 @@ def slurm_run_status(ws: Workspace, run: str) -> JobStatus:
         record.ended[job_id] = state.to_dict()
         with contextlib.suppress(OSError):  # a run folder this machine may only read
             write_text_atomic(run_dir / RECORD_NAME, json.dumps(record.to_dict(), indent=2) + "\n")
+    parts = f"; on each node: {', '.join(_node_part(n) for n in nodes)}" if nodes else ""
     if state is None:
         info["state"] = None
         ended = recorded is not None and recorded["state"] in _FINAL_RECORDED
         status.state = recorded["state"] if ended else "UNKNOWN"  # type: ignore[index]
         why = f"Slurm could not be asked ({info['error']})" if "error" in info else "Slurm no longer knows it"
-        status.summary = f"Slurm job {job_id}: {why}; " + (f"drivelab run there: {status.summary}" if ended else "no record of its end")
+        status.summary = f"Slurm job {job_id}: {why}; " + (f"drivelab run there: {status.summary}" if ended else "no record of its end") + parts
     else:
         info.update(state.to_dict())
         status.state = state.state
-        status.summary = state.describe()
+        status.summary = state.describe() + parts
     status.slurm = info
     return status
 
 
+# --- its log -------------------------------------------------------------------------------
+
+
+class _RunLog:
+    """The log of a run handed to Slurm, as one text, read whole or followed.
+
+    On one node that is ``log``: the node's supervisor's lines and the batch script's. On several it is the
+    batch script's ``log`` and each node's ``log.<node>``, every line of a node's given its name
+    (``node2: [drivelab] starting ...``, as ``srun --label`` gives task numbers), and only whole lines:
+    the nodes write at once, and a line is never cut by another's.
+    """
+
+    def __init__(self, run_dir: Path, *, several: bool, node: str | None = None) -> None:
+        self.run_dir, self.several, self.node = run_dir, several, node
+        self.offsets: dict[Path, int] = {}
+        self.partial: dict[Path, bytes] = {}
+
+    def sources(self) -> list[tuple[str, Path]]:
+        """``(label, path)``: the batch script's log (no label), then each node's by name."""
+        if not self.several:
+            return [("", log_path(self.run_dir, self.node))]
+        nodes = sorted(path for path in self.run_dir.glob("log.*") if path.is_file())
+        return [("", log_path(self.run_dir)), *((path.name[len("log.") :], path) for path in nodes)]
+
+    def exists(self) -> bool:
+        return any(path.exists() for _, path in self.sources())
+
+    def start(self, tail: int | None) -> str:
+        """Everything there is now (the last ``tail`` lines of each source), and what :meth:`read` goes on from."""
+        shown = []
+        for label, path in self.sources():
+            offset, text = log_start(path, tail)
+            self.offsets[path] = offset
+            if text and self.several and not text.endswith("\n"):
+                text += "\n"
+            shown.append(self._label(label, text))
+        return "".join(shown)
+
+    def read(self, *, final: bool = False) -> str:
+        """What was appended since the last read; on several nodes whole lines only, unless ``final``."""
+        said = []
+        for label, path in self.sources():
+            data = b""
+            with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
+                fh.seek(self.offsets.get(path, 0))
+                data = fh.read()
+            self.offsets[path] = self.offsets.get(path, 0) + len(data)
+            if not self.several:
+                said.append(data.decode("utf-8", errors="replace"))
+                continue
+            data = self.partial.pop(path, b"") + data
+            cut = len(data) if final else data.rfind(b"\n") + 1
+            if data[cut:]:
+                self.partial[path] = data[cut:]
+            if cut:
+                text = data[:cut].decode("utf-8", errors="replace")
+                said.append(self._label(label, text if text.endswith("\n") else text + "\n"))
+        return "".join(said)
+
+    @staticmethod
+    def _label(label: str, text: str) -> str:
+        if not label or not text:
+            return text
+        return "".join(f"{label}: {line}" for line in text.splitlines(keepends=True))
+
+
+def _run_log(ws: Workspace, run: str, status: JobStatus) -> _RunLog:
+    several = bool(status.slurm and "nodes_recorded" in status.slurm)
+    return _RunLog(ws.run_dir(run), several=several, node=None if several else status.node)
+
+
 def read_slurm_log(ws: Workspace, run: str, *, tail: int | None = None) -> str:
-    """The run's log (its supervisors' and the batch script's lines); Slurm's output of its newest job while there is none."""
+    """The run's log (its supervisors' and the batch script's lines; on several nodes, every node's, see
+    :class:`_RunLog`: ``tail`` is then the last lines of each); Slurm's output of its newest job while there is none."""
     status = slurm_run_status(ws, run)
-    path = log_path(Path(status.run_dir), status.node)
-    if not path.exists() and status.slurm:
-        path = Path(status.slurm["output"])
+    log = _run_log(ws, run, status)
+    if log.exists() or not status.slurm:
+        return log.start(tail)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = Path(status.slurm["output"]).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return ""
     if tail is not None:
@@ -450,12 +574,13 @@ def read_slurm_log(ws: Workspace, run: str, *, tail: int | None = None) -> str:
 
 def follow_slurm_run(ws: Workspace, run: str, *, tail: int | None = None, poll: float = 0.2) -> Iterator[str | SlurmJobState]:
     """The run's log (its last ``tail`` lines), then what is appended to it, and Slurm's state of the
-    job whenever it changes (state, nodes, reason, requeues), until the job has ended."""
+    job whenever it changes (state, nodes, reason, requeues), until the job has ended. On several nodes,
+    every node's log, each line labelled with its node (see :class:`_RunLog`)."""
     require_client()  # without one, there is no knowing when the job ends
     status = slurm_run_status(ws, run)
     job_id = status.slurm["job_id"] if status.slurm else ""
-    path = log_path(Path(status.run_dir), status.node)
-    offset, text = log_start(path, tail)
+    log = _run_log(ws, run, status)
+    text = log.start(tail)
     if text:
         yield text
     seen: tuple[str, str, str, int] | None = None
@@ -477,14 +602,10 @@ def follow_slurm_run(ws: Workspace, run: str, *, tail: int | None = None, poll: 
                     else:
                         yield state
         while True:
-            data = b""
-            with contextlib.suppress(FileNotFoundError), open(path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read()
-            if not data:
+            text = log.read(final=ended)
+            if not text:
                 break
-            offset += len(data)
-            yield data.decode("utf-8", errors="replace")
+            yield text
         if ended:
             if last is not None:
                 yield last

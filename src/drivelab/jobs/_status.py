@@ -36,6 +36,15 @@ __all__ = [
 
 STATUS_VERSION = 1
 ACTIVE_STATES = ("starting", "running", "restarting", "stopping")
+SLURM_WORDS = {
+    "PENDING": "queued", "CONFIGURING": "queued", "REQUEUED": "queued", "REQUEUE_HOLD": "queued", "REQUEUE_FED": "queued",
+    "RESV_DEL_HOLD": "queued", "SUSPENDED": "queued", "PREEMPTED": "queued",
+    "RUNNING": "running", "COMPLETING": "running", "STAGE_OUT": "running", "SIGNALING": "running", "RESIZING": "running",
+    "COMPLETED": "succeeded", "CANCELLED": "stopped",
+    "FAILED": "failed", "TIMEOUT": "failed", "NODE_FAIL": "failed", "OUT_OF_MEMORY": "failed", "BOOT_FAIL": "failed",
+    "DEADLINE": "failed", "REVOKED": "failed", "SPECIAL_EXIT": "failed", "UNKNOWN": "unknown",
+}  # fmt: skip
+"""drivelab's word for each of Slurm's job states, for a run handed to Slurm (its ``state`` is Slurm's)."""
 """States of a job whose supervisor is (or should be) alive."""
 # Final states: succeeded, failed, stopped; "lost" is what a reader reports for
 # an active state whose supervisor is gone (the machine rebooted, it was killed).
@@ -176,6 +185,13 @@ class JobStatus:
             parts.extend(f"  {line}" for line in tail.lines or ["(no output)"])
         return "\n".join(parts)
 
+    def shown_state(self) -> str:
+        """The state in drivelab's words; for a run handed to Slurm, with Slurm's: "succeeded (Slurm COMPLETED)"."""
+        if self.slurm is None:
+            return self.state
+        word = SLURM_WORDS.get(self.state, self.state.lower())
+        return f"{word} (Slurm {self.state})"
+
     def resume_command(self) -> str:
         """The command that resumes this run from its last complete checkpoint, as typed in the workspace."""
         spec = self.spec or {}
@@ -303,14 +319,16 @@ def local_copies(ws: Workspace) -> list[tuple[JobStatus, float]]:
             written = path.stat().st_mtime
         except (OSError, ValueError, TypeError):
             continue
-        if status.active and not is_alive(ws, status.run):
+        if status.active and not is_alive(ws, status.run, status.node):
             status.state = "lost"
         found.append((status, written))
     return found
 
 
-def _lock_file(ws: Workspace, run: str) -> Path:
-    return ws.state / "jobs" / f"{run}.lock"
+def _lock_file(ws: Workspace, run: str, node: str | None = None) -> Path:
+    """The lock a run's supervisor holds: ``<run>.lock``; on one of several machines sharing the workspace
+    folder (a Slurm job's nodes, a shared home), ``<run>.<node>.lock``, each machine's its own."""
+    return ws.state / "jobs" / (f"{run}.{node}.lock" if node else f"{run}.lock")
 
 
 def read_status(ws: Workspace, run: str) -> JobStatus:
@@ -326,14 +344,14 @@ def read_status(ws: Workspace, run: str) -> JobStatus:
         ) from None
     except (OSError, ValueError, TypeError) as exc:
         raise JobNotFoundError(f"{path} is unreadable: {exc}", hint="the run folder is damaged; start the job again under another name") from exc
-    if status.active and not is_alive(ws, run):
+    if status.active and not is_alive(ws, run, status.node):
         status.state = "lost"
     return status
 
 
-def is_alive(ws: Workspace, run: str) -> bool:
-    """True while a supervisor holds the run's lock."""
-    path = _lock_file(ws, run)
+def is_alive(ws: Workspace, run: str, node: str | None = None) -> bool:
+    """True while a supervisor holds the run's lock (this ``node``'s, for a run on several machines)."""
+    path = _lock_file(ws, run, node)
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -350,9 +368,9 @@ def is_alive(ws: Workspace, run: str) -> bool:
 
 
 @contextlib.contextmanager
-def job_lock(ws: Workspace, run: str, *, wait: float = 2.0) -> Iterator[None]:
-    """Hold the run's lock for the life of a supervisor; :class:`JobRunningError` if another holds it."""
-    path = _lock_file(ws, run)
+def job_lock(ws: Workspace, run: str, *, node: str | None = None, wait: float = 2.0) -> Iterator[None]:
+    """Hold the run's lock (``node``'s own, see :func:`_lock_file`) for the life of a supervisor; :class:`JobRunningError` if another holds it."""
+    path = _lock_file(ws, run, node)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

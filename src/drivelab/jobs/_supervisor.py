@@ -41,6 +41,7 @@ view of the drive shows it, which may lag behind the machine of rank 0.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -54,6 +55,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivelab import colab, drive
 from drivelab._atomic import write_text_atomic
 from drivelab._deadline import DeadlineError, NoAnswer, within
 from drivelab.errors import NO_RETRY_EXIT_CODE, DrivelabError, FlushError, JobError
@@ -291,9 +293,7 @@ class _Supervisor:
 
     def _run_once(self, command: list[str], restart: int, attempt: Attempt, status: JobStatus) -> int:
         if self.spec.colab:
-            from drivelab.colab import content_command
-
-            command = content_command(self.ws.root, command, python=self.spec.python)
+            command = colab.content_command(self.ws.root, command, python=self.spec.python)
         try:
             self.proc = subprocess.Popen(
                 command,
@@ -343,7 +343,6 @@ class _Supervisor:
 
     def run(self) -> JobStatus:
         spec, ws = self.spec, self.ws
-        from drivelab import drive
 
         # Registered as a user of the drive for the job's life: a lab stopped meanwhile leaves it attached.
         # A remote drive this job attached is detached again once the job has ended, as the lab does;
@@ -363,8 +362,6 @@ class _Supervisor:
 
     def _detach_drive(self) -> None:
         """Detach the drive this job attached (flushed already), unless another command uses it now."""
-        from drivelab import drive
-
         try:
             result = drive.detach(self.ws, timeout=DETACH_TIMEOUT)
         except DrivelabError as exc:
@@ -373,7 +370,7 @@ class _Supervisor:
             if not result.detached:
                 message = "the drive stays attached: " + ", ".join(str(u.get("what", "?")) for u in result.users) + " still use it"
             elif result.pending:
-                message = f"drive detached with {result.pending} upload(s) pending (kept in .drivelab/drive/cache; they land at the next mount)"
+                message = f"drive detached with {result.pending} upload(s) pending (kept in {result.cache}; they land at the next mount)"
             else:
                 message = "drive detached (attached for the job)"
         if self.on_event:
@@ -519,8 +516,6 @@ class _Supervisor:
         return tails
 
     def _finish(self, status: JobStatus) -> None:
-        from drivelab import drive
-
         status.ended = now_iso()
         self._save(status)
         self.event("ended", f"job {status.run}: {status.summary}")
@@ -531,7 +526,7 @@ class _Supervisor:
             flushed = drive.flush(self.ws, stall=float(os.environ.get("DRIVELAB_JOB_FLUSH_STALL") or FLUSH_STALL))
         except FlushError as exc:
             landed = exc.pending == 0
-            status.flush = {"error": exc.message, "pending": exc.pending}
+            status.flush = {"error": exc.message, "pending": exc.pending, "cache": str(drive.DrivePaths(self.ws).cache)}
             message = f"the drive's uploads did not all land: {exc.message}"
         except DrivelabError as exc:
             status.flush = {"error": exc.message}
@@ -566,9 +561,7 @@ class _Supervisor:
 def apply_colab(ws: Workspace, spec: JobSpec) -> None:
     """Merge the Colab environment into ``spec.env`` (when ``spec.colab``); what the spec set itself wins."""
     if spec.colab:
-        from drivelab.colab import job_environment
-
-        spec.env = {**job_environment(ws, notebook=spec.kind == "notebook"), **spec.env}
+        spec.env = {**colab.job_environment(ws, notebook=spec.kind == "notebook"), **spec.env}
 
 
 def run_job(
@@ -590,14 +583,12 @@ def run_job(
     """
     apply_colab(ws, spec)
     spec.prepare()
-    with job_lock(ws, spec.run):
+    with job_lock(ws, spec.run, node=spec.node or None):
         return _Supervisor(ws, spec, detached=detached, on_line=on_line, on_event=on_event).run()
 
 
 def _main(argv: list[str]) -> int:
     """``python -m drivelab.jobs._supervisor ROOT SPEC_JSON``: a detached job's supervisor."""
-    import json
-
     ws = Workspace(Path(argv[0]))
     spec = JobSpec.from_dict(json.loads(argv[1]))
     try:

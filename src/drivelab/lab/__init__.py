@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drivelab import colab
 from drivelab._lazy import lazy_exports
 
 _EXPORTS = {
@@ -33,9 +34,7 @@ __all__ = [*__all__, "load_ipython_extension"]
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext drivelab.lab``: the kernel's magics, ``%drivelab`` among them (see :mod:`drivelab.colab`)."""
-    from drivelab.colab import load_ipython_extension as load
-
-    load(ipython)
+    colab.load_ipython_extension(ipython)
 
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from drivelab import colab, drive, jobs
 from drivelab.errors import (
     DriveInUseError,
     DrivelabError,
@@ -77,8 +78,6 @@ def _json_object(body: bytes, example: str) -> dict[str, Any]:
 
 def mount_drive(ws: Workspace) -> dict[str, Any]:
     """Attach the workspace's drive for the lab (``drive.attach(ws, user="lab")``); the drive's document once it is live."""
-    from drivelab import drive
-
     with _ATTACHING:
         drive.attach(ws, user="lab")
     return drive_document(ws)
@@ -86,8 +85,6 @@ def mount_drive(ws: Workspace) -> dict[str, Any]:
 
 def flush_drive(ws: Workspace) -> dict[str, Any]:
     """What ``drivelab drive flush --json`` prints, once every pending upload has landed."""
-    from drivelab import drive
-
     return {"kind": "drive.flush", "version": DOCUMENT_VERSION, **drive.flush(ws).to_dict()}
 
 
@@ -99,8 +96,6 @@ def unmount_drive(ws: Workspace) -> dict[str, Any]:
     the drive detached); any other one, a job, does: :class:`DriveInUseError` names it. Returns
     within :data:`UNMOUNT_TIMEOUT`.
     """
-    from drivelab import drive
-
     parent = os.getppid()
     with _ATTACHING:
         ours = {os.getpid(), *(parent for user in drive.users(ws) if user.get("pid") == parent and user.get("what") == "lab")}
@@ -112,31 +107,25 @@ def unmount_drive(ws: Workspace) -> dict[str, Any]:
 
 
 def _secret_name(name: Any) -> str:
-    from drivelab.colab import check_secret_name
-
     try:
-        return check_secret_name(name)
+        return colab.check_secret_name(name)
     except SecretError as exc:
         raise RequestError.of(400, exc) from None
 
 
 def set_secret(ws: Workspace, body: bytes) -> dict[str, Any]:
     """Store the secret the body names (``{"name": str, "value": str}``): ``{"kind": "secret", "version": 1, "name", "source", "env"}``."""
-    from drivelab.colab import set_secret as store
-
     data = _json_object(body, '{"name": "HF_TOKEN", "value": "..."}')
     name = _secret_name(data.get("name"))
     value = data.get("value")
     if not isinstance(value, str) or not value:
         raise RequestError(400, f"the secret {name} needs a value: text, not empty", hint='send {"name": "' + name + '", "value": "..."}')
-    return {"kind": "secret", "version": DOCUMENT_VERSION, **store(ws, name, value).to_dict()}
+    return {"kind": "secret", "version": DOCUMENT_VERSION, **colab.set_secret(ws, name, value).to_dict()}
 
 
 def remove_secret(ws: Workspace, name: str) -> dict[str, Any]:
     """Forget secret ``name``: ``{"kind": "secret.removed", "version": 1, "name"}``; :class:`SecretNotFoundError` (404) for none of that name."""
-    from drivelab.colab import remove_secret as forget
-
-    info = forget(ws, _secret_name(name))
+    info = colab.remove_secret(ws, _secret_name(name))
     return {"kind": "secret.removed", "version": DOCUMENT_VERSION, "name": info.name}
 
 
@@ -144,10 +133,8 @@ def remove_secret(ws: Workspace, name: str) -> dict[str, Any]:
 
 
 def _run_name(run: str, status: int) -> str:
-    from drivelab.jobs import check_run_name
-
     try:
-        return check_run_name(run)
+        return jobs.check_run_name(run)
     except JobError as exc:
         raise RequestError.of(status, exc) from None
 
@@ -175,8 +162,6 @@ def _script(ws: Workspace, root: Path, path: Any) -> Path:
 def start_job(ws: Workspace, root: Path, body: bytes) -> dict[str, Any]:
     """Run the file the body names (``{"path": str, "run": optional str}``) as a job in the background: what
     ``drivelab run --detach --json PATH`` prints, ``{"kind": "run", "version": 1, **JobStatus.to_dict()}``."""
-    from drivelab import jobs
-
     data = _json_object(body, '{"path": "drive/colab/main.py"}')
     script = _script(ws, root, data.get("path"))
     run = data.get("run") or ""
@@ -191,8 +176,6 @@ def start_job(ws: Workspace, root: Path, body: bytes) -> dict[str, Any]:
 def job_log(ws: Workspace, run: str, offset: str | None) -> dict[str, Any]:
     """The job's log from byte ``offset`` (see :func:`drivelab.jobs.read_log_part`; none: its end):
     ``{"kind": "jobs.log", "version": 1, "run", "offset", "text", "state", "active"}``, ``offset`` the one to ask from next."""
-    from drivelab import jobs
-
     _run_name(run, 404)
     start = None
     if offset is not None:
@@ -211,7 +194,5 @@ def job_log(ws: Workspace, run: str, offset: str | None) -> dict[str, Any]:
 
 def stop_job(ws: Workspace, run: str) -> dict[str, Any]:
     """Stop a running job, as ``drivelab jobs stop --json RUN``: its final status, ``{"kind": "jobs.stop", "version": 1, ...}``."""
-    from drivelab import jobs
-
     status = jobs.stop_job(ws, _run_name(run, 404))
     return {"kind": "jobs.stop", "version": DOCUMENT_VERSION, **status.to_dict()}

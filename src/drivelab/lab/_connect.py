@@ -38,6 +38,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from drivelab import drive
 from drivelab.errors import DrivelabError, RemoteError, SignInError, WorkspaceError
 from drivelab.workspace import Workspace, find_workspace
 
@@ -68,8 +69,6 @@ def workspace_for(root: Path) -> Workspace:
 
 def _kinds() -> dict[str, str]:
     """The kinds the sign-in supports, in the order the form lists them."""
-    from drivelab import drive
-
     return {kind: KIND_NAMES.get(kind, kind) for kind in drive.OAUTH_TYPES}
 
 
@@ -220,8 +219,6 @@ def _page(title: str, body: str, *, refresh: float | None = None) -> str:
 
 def _drive_summary(ws: Workspace) -> str:
     """The workspace's drive in a sentence or two, and its remotes (no secrets); runs rclone: call it in a thread."""
-    from drivelab import drive
-
     parts: list[str] = []
     try:
         state = drive.status(ws)
@@ -354,8 +351,6 @@ def _failure(outcome: Outcome, exc: BaseException) -> None:
 
 def _attach(ws: Workspace, outcome: Outcome) -> None:
     """Make ``outcome.name`` the workspace's drive and attach it; the lab holds it as its user ``lab``."""
-    from drivelab import drive
-
     what = f"{outcome.name} ({kind_name(outcome.kind)})"
     state = drive.status(ws)
     if drive.is_attached(ws) and state.remote != outcome.name:
@@ -379,8 +374,6 @@ def _attach(ws: Workspace, outcome: Outcome) -> None:
 
 
 def _connect_work(ws: Workspace, state: ConnectState, pending: _Pending, answer: str, outcome: Outcome, log: Any) -> None:
-    from drivelab import drive
-
     with state.work_lock:
         label, shared = pending.sign_in.label, pending.sign_in.shared_client
         try:
@@ -515,8 +508,6 @@ class ConnectPageHandler(_PageHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        from drivelab import drive
-
         kinds = _kinds()
         kind = self.get_body_argument("kind", "") or next(iter(kinds))
         name = self.get_body_argument("name", "").strip() or kind
@@ -585,8 +576,6 @@ class AttachHandler(_PageHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        from drivelab import drive
-
         name = self.get_body_argument("name", "").strip()
         try:
             ws = workspace_for(self.root)

@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from drivelab import colab, drive, jobs, runtime
 from drivelab.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -18,9 +19,7 @@ DOCTOR_TIMEOUT = 120.0
 
 
 def _machine(workspace: Path | None) -> MachineInfo:
-    from drivelab.runtime import detect_machine
-
-    return detect_machine(workspace=workspace, scratch=Path(tempfile.gettempdir()))
+    return runtime.detect_machine(workspace=workspace, scratch=Path(tempfile.gettempdir()))
 
 
 def runtime_document(workspace: Path | None = None) -> dict[str, Any]:
@@ -34,9 +33,7 @@ def runtime_document(workspace: Path | None = None) -> dict[str, Any]:
 def runtime_panel_document(workspace: Path | None = None) -> dict[str, Any]:
     """The rows ``drivelab runtime`` prints, for the lab's runtime panel:
     ``{"kind": "runtime.panel", "version": 1, "rows": [{"label", "value", "kind"}]}`` (kind: fact, device or problem)."""
-    from drivelab.runtime import info
-
-    rows = info(workspace).rows
+    rows = runtime.info(workspace).rows
     return {"kind": "runtime.panel", "version": DOCUMENT_VERSION, "rows": [row._asdict() for row in rows]}
 
 
@@ -45,10 +42,8 @@ def doctor_document(workspace: Path | None = None) -> dict[str, Any]:
 
     PyTorch is checked in a fresh interpreter (this server's Python): seconds, up to :data:`DOCTOR_TIMEOUT`.
     """
-    from drivelab.runtime import verify_torch
-
     machine = _machine(workspace)
-    report = verify_torch(machine, python=sys.executable, timeout=DOCTOR_TIMEOUT)
+    report = runtime.verify_torch(machine, python=sys.executable, timeout=DOCTOR_TIMEOUT)
     return {"kind": "doctor", "version": DOCUMENT_VERSION, "ok": report.ok, "machine": machine.to_dict(), "report": report.to_dict()}
 
 
@@ -58,10 +53,7 @@ def status_document(ws: Workspace) -> dict[str, Any]:
     The disk is the one holding the workspace root (local state, never the drive's mount); the drive's
     part is :func:`drivelab.drive.status` cut to what the status bar shows.
     """
-    from drivelab import drive
-    from drivelab.runtime import resource_usage
-
-    usage = resource_usage(ws.root)
+    usage = runtime.resource_usage(ws.root)
     state = drive.status(ws)
     return {
         "kind": "lab.status",
@@ -79,21 +71,15 @@ def status_document(ws: Workspace) -> dict[str, Any]:
 
 def drive_document(ws: Workspace) -> dict[str, Any]:
     """The drive's state: ``{"kind": "drive", "version": 1, "workspace": ..., **DriveState.to_dict()}``."""
-    from drivelab import drive
-
     state = drive.status(ws)
     return {"kind": "drive", "version": DOCUMENT_VERSION, "workspace": str(ws.root), **state.to_dict()}
 
 
 def secrets_document(ws: Workspace) -> dict[str, Any]:
     """What ``drivelab secrets list --json`` prints: ``{"kind": "secrets.list", "version": 1, "secrets": [{"name", "source", "env"}]}``; never a value."""
-    from drivelab.colab import list_secrets
-
-    return {"kind": "secrets.list", "version": DOCUMENT_VERSION, "secrets": [s.to_dict() for s in list_secrets(ws)]}
+    return {"kind": "secrets.list", "version": DOCUMENT_VERSION, "secrets": [s.to_dict() for s in colab.list_secrets(ws)]}
 
 
 def jobs_document(ws: Workspace) -> dict[str, Any]:
     """What ``drivelab jobs list --json`` prints: ``{"kind": "jobs.list", "version": 1, "jobs": [JobStatus.to_dict(), ...]}``, oldest first."""
-    from drivelab.jobs import list_jobs
-
-    return {"kind": "jobs.list", "version": DOCUMENT_VERSION, "jobs": [j.to_dict() for j in list_jobs(ws)]}
+    return {"kind": "jobs.list", "version": DOCUMENT_VERSION, "jobs": [j.to_dict() for j in jobs.list_jobs(ws)]}

@@ -14,7 +14,7 @@ import sys
 
 def main() -> None:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]  # import now fails fast
-    from jupyterlab.labapp import main as lab_main
+    from jupyterlab.labapp import main as lab_main  # only after the line above: jsonschema then goes without it
 
     sys.exit(lab_main())
 

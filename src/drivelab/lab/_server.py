@@ -13,7 +13,6 @@ import errno
 import ipaddress
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drivelab._background import ProcessExited, ReadyTimeout, spawn, wait_ready
+import psutil
+
+from drivelab import drive
+from drivelab._background import ProcessExited, ReadyTimeout, spawn, stop, stop_all, wait_ready
 from drivelab.errors import LabError, WorkspaceError
 from drivelab.colab import LAB_BASE_URL_ENV, install_kernel
 from drivelab.workspace import WORKSPACE_ENV, InitResult, Workspace, find_workspace, init_workspace
@@ -117,23 +119,16 @@ class LabServer:
         """
         if self._stopped is not None:
             return self._stopped
-        from drivelab import drive
 
         started = time.monotonic()
         process = self._process
         assert process is not None
         family = _lab_family(process.pid)
-        if process.poll() is None:
-            _signal(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(process.pid, signal.SIGKILL)
-                process.wait()
+        ended = stop(process, grace=timeout, kill_group=True)
         family += [p for p in _descendants_of(family) if p not in family]
-        killed = _reap(family)
+        killed = stop_all([p.pid for p in family], grace=5.0)
         flush = drive.detach(self.workspace)
-        self._stopped = LabStopped(process.returncode, flush, killed, time.monotonic() - started)
+        self._stopped = LabStopped(ended.code, flush, killed, time.monotonic() - started)
         return self._stopped
 
 
@@ -146,8 +141,6 @@ def _lab_family(pid: int) -> list[Any]:
 
 
 def _command_line(process: Any) -> str:
-    import psutil
-
     try:
         return " ".join(process.cmdline())
     except psutil.Error:
@@ -155,8 +148,6 @@ def _command_line(process: Any) -> str:
 
 
 def _descendants(pid: int) -> list[Any]:
-    import psutil
-
     try:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
@@ -164,8 +155,6 @@ def _descendants(pid: int) -> list[Any]:
 
 
 def _descendants_of(processes: list[Any]) -> list[Any]:
-    import psutil
-
     found = []
     for p in processes:
         try:
@@ -173,46 +162,6 @@ def _descendants_of(processes: list[Any]) -> list[Any]:
         except psutil.Error:
             pass
     return found
-
-
-def _reap(processes: list[Any], grace: float = 5.0) -> list[int]:
-    """Terminate what is still alive of ``processes``, then kill it; their PIDs."""
-    import psutil
-
-    alive = []
-    for p in processes:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p)
-        except psutil.Error:
-            pass
-    for p in alive:
-        try:
-            p.terminate()
-        except psutil.Error:
-            pass
-    _, still = psutil.wait_procs(alive, timeout=grace)
-    for p in still:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(still, timeout=grace)
-    return [p.pid for p in alive]
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        _signal(pid, sig)
 
 
 def _existing_workspace(root: Path | str | None) -> Workspace | None:
@@ -319,8 +268,6 @@ def start_lab(
     else a new random one. Returns once the server answers its API; raises
     :class:`LabError` (with the server log's tail) when it does not.
     """
-    from drivelab import drive
-
     started = time.monotonic()
     chosen_port, warnings = _check_address(ip, port)
     # A remote drive is attached before the workspace is completed: what init fills in lands on

@@ -16,7 +16,7 @@ PLACES = ("here", "slurm")
 
 
 def slurm_options(on: str, spec: JobSpec, **given: Any) -> SlurmOptions | None:
-    """The Slurm options of ``drivelab run`` (``--nodes`` ... ``--account`` in ``given``); ``None`` for a job run here.
+    """The Slurm options of ``drivelab run`` (``--nodes`` ... ``--warn-before`` in ``given``); ``None`` for a job run here.
 
     Usage errors (exit code 2): a Slurm option without ``--on slurm``, a torchrun group
     option with it (on Slurm, the nodes and their rendezvous come from ``--nodes``), a value
@@ -53,6 +53,7 @@ def slurm_options(on: str, spec: JobSpec, **given: Any) -> SlurmOptions | None:
         time=given.get("time_limit"),
         partition=given.get("partition"),
         account=given.get("account"),
+        warn_before=given.get("warn_before"),
     )
     try:
         options.validate()

@@ -14,10 +14,10 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Jobs started with `drivelab run`: list, logs, stop.", no_args_is_help=True)
 
 RunArgument = Annotated[str, typer.Argument(help="The job's run name (see `drivelab jobs list`).", show_default=False)]
-_STATE_STYLE = {"running": "green", "restarting": "yellow", "starting": "green", "stopping": "yellow", "succeeded": "bold green", "failed": "red", "lost": "red", "stopped": "yellow"}
-# Slurm's own states, for runs handed to it (`drivelab run --on slurm`).
-_STATE_STYLE |= {"PENDING": "yellow", "RUNNING": "green", "COMPLETING": "green", "COMPLETED": "bold green", "CANCELLED": "yellow", "PREEMPTED": "yellow"}
-_STATE_STYLE |= {state: "red" for state in ("FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "UNKNOWN")}
+_STATE_STYLE = {
+    "running": "green", "restarting": "yellow", "starting": "green", "stopping": "yellow", "succeeded": "bold green", "failed": "red",
+    "lost": "red", "stopped": "yellow", "queued": "yellow", "unknown": "red",
+}  # fmt: skip
 
 
 @app.command("list")
@@ -73,7 +73,7 @@ def print_jobs_table(out: Any, jobs: list[JobStatus]) -> None:
     rows = [
         (
             job.run,
-            job.state,
+            job.shown_state(),
             str(job.restarts),
             job.last_checkpoint or "-",
             job.started[:19].replace("T", " "),
@@ -95,7 +95,7 @@ def print_jobs_table(out: Any, jobs: list[JobStatus]) -> None:
     for heading, width in zip(_HEADINGS, widths):
         table.add_column(heading, width=width, overflow="fold")
     for run, state, *rest in rows:
-        style = _STATE_STYLE.get(state, "")
+        style = _STATE_STYLE.get(state.split(" (")[0], "")  # "succeeded (Slurm COMPLETED)": by drivelab's word
         table.add_row(escape(run), f"[{style}]{state}[/]" if style else state, *map(escape, rest))
     # Laid out at its own width and printed as it is: the console crops nothing.
     layout = out.options.update_width(sum(widths) + gaps)

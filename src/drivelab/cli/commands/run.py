@@ -80,6 +80,15 @@ def run(
     time_limit: Annotated[Optional[str], typer.Option("--time", help="Slurm: time limit (minutes, HH:MM:SS, D-HH:MM:SS); it requeues itself before.", show_default=False)] = None,
     partition: Annotated[Optional[str], typer.Option("--partition", help="Slurm: partition (default: the cluster's).", show_default=False)] = None,
     account: Annotated[Optional[str], typer.Option("--account", help="Slurm: account to charge.", show_default=False)] = None,
+    warn_before: Annotated[
+        Optional[int],
+        typer.Option(
+            "--warn-before",
+            metavar="SECONDS",
+            help="Slurm: seconds before the time limit that the job is warned (USR2), stops, flushes the drive and requeues itself (default: 120, or a third of a shorter limit).",
+            show_default=False,
+        ),
+    ] = None,
     workspace: WorkspaceOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -132,7 +141,10 @@ def run(
         rdzv_timeout=rdzv_timeout,
         max_restarts=max_restarts,
     )
-    slurm = slurm_options(on, spec, nodes=nodes, gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task, time_limit=time_limit, partition=partition, account=account)
+    slurm = slurm_options(
+        on, spec, nodes=nodes, gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task, time_limit=time_limit, partition=partition, account=account,
+        warn_before=warn_before,
+    )
     if slurm is not None:
         run_on_slurm(ws, spec, slurm, detach=detach, json_output=json_output)
         return
@@ -167,7 +179,7 @@ def run(
         if pending:
             raise JobError(
                 f"job {status.run!r} succeeded, but not all its files are on the remote yet: {status.flush['error']}",
-                hint="nothing was lost: they are kept in .drivelab/drive/cache and land when the remote answers "
+                hint=f"nothing was lost: they are kept in {status.flush.get('cache') or 'the drive cache'} and land when the remote answers "
                 "(or at the next `drivelab drive mount`); its status.json on the drive is corrected then",
             )
         raise JobError(f"job {status.run!r} succeeded but the drive could not be flushed: {status.flush['error']}", hint="see `drivelab drive status`")
