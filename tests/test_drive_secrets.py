@@ -14,6 +14,7 @@ own command lines hold their credentials, and are not drivelab's.
 
 from __future__ import annotations
 
+import configparser
 import json
 import subprocess
 import sys
@@ -207,3 +208,35 @@ def test_remotes_copied_from_the_users_config_stay_off_command_lines(
         argv.assert_clean([sftp.password, hidden, TOKEN["access_token"], TOKEN["refresh_token"], "own-client-secret-789"], ran=("config", "lsjson"))
     finally:
         sftp.close()
+
+
+def _connect_cli(ws: Workspace, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "drivelab", "drive", "connect", *args, "--no-check", "-o", "config_refresh_token=false", "-w", str(ws.root)],
+        input=stdin, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_the_cli_takes_secrets_from_a_file_or_standard_input_and_warns_about_one_typed_on_its_command_line(ws: Workspace, tmp_path: Path) -> None:
+    token = json.dumps(TOKEN, separators=(",", ":"))
+    (tmp_path / "token.json").write_text(token + "\n")
+    done = _connect_cli(ws, "viafile", "-t", "box", "--token", f"@{tmp_path / 'token.json'}", "--client-id", "own", "--client-secret", "-", stdin="from-stdin-789\n")
+    assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr, done.stderr
+    kept = {name: dict(section) for name, section in _read_conf(ws).items()}["viafile"]
+    assert json.loads(kept["token"]) == TOKEN and kept["client_secret"] == "from-stdin-789", kept
+
+    done = _connect_cli(ws, "typed", "-t", "box", "--token", token)
+    assert done.returncode == 0, done.stderr
+    assert "warning: --token given on the command line: other users of this machine can read it" in " ".join(done.stderr.split()), done.stderr
+    assert "--token @FILE" in done.stderr
+
+    done = _connect_cli(ws, "missing", "-t", "box", "--token", f"@{tmp_path / 'nope.json'}")
+    assert done.returncode == 2 and "cannot read --token from" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "missing" not in _read_conf(ws), "nothing kept for a remote whose secret could not be read"
+
+
+def _read_conf(ws: Workspace) -> dict:
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.read(ws.state / "rclone.conf")
+    return {name: conf[name] for name in conf.sections()}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -34,10 +35,10 @@ def connect(
     bucket: Annotated[Optional[str], typer.Option("--bucket", help="s3/gcs: the bucket (created if missing); --root becomes a folder in it.")] = None,
     endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="s3: endpoint URL of any S3-compatible service.")] = None,
     access_key_id: Annotated[Optional[str], typer.Option("--access-key-id", help="s3: access key id.")] = None,
-    secret_access_key: Annotated[Optional[str], typer.Option("--secret-access-key", help="s3: secret key (asked for on a terminal when omitted; $AWS_SECRET_ACCESS_KEY also works).")] = None,
+    secret_access_key: Annotated[Optional[str], typer.Option("--secret-access-key", help="s3: secret key: @FILE, - (standard input), or asked for on a terminal when omitted; $AWS_SECRET_ACCESS_KEY also works.")] = None,
     region: Annotated[Optional[str], typer.Option("--region", help="s3: region.")] = None,
     provider: Annotated[Optional[str], typer.Option("--provider", help="s3: provider as rclone names it (AWS, Minio, Cloudflare, ...; default Other).")] = None,
-    token: Annotated[Optional[str], typer.Option("--token", help="gdrive/gcs/dropbox/box: a JSON token printed by `rclone authorize` (without it, gdrive/dropbox/box sign in here: a link to open on any device).")] = None,
+    token: Annotated[Optional[str], typer.Option("--token", help="gdrive/gcs/dropbox/box: a JSON token printed by `rclone authorize`, as @FILE or - (standard input) (without it, gdrive/dropbox/box sign in here: a link to open on any device).")] = None,
     service_account_file: Annotated[Optional[str], typer.Option("--service-account-file", help="gdrive/gcs: a service-account JSON key file.")] = None,
     client_id: Annotated[Optional[str], typer.Option("--client-id", help="gdrive/dropbox/box/gcs: your own OAuth client id. Recommended: rclone's shared client is rate-limited by Google for everybody using it (and rclone is retiring its Google one during 2026); your own has your quota alone.")] = None,
     client_secret: Annotated[Optional[str], typer.Option("--client-secret", help="Your own OAuth client's secret (asked for on a terminal when --client-id is given without it, which keeps it off the command line).")] = None,
@@ -48,7 +49,7 @@ def connect(
     host: Annotated[Optional[str], typer.Option("--host", help="sftp: host name.")] = None,
     port: Annotated[Optional[int], typer.Option("--port", help="sftp: port.")] = None,
     user: Annotated[Optional[str], typer.Option("--user", help="webdav/sftp: user name.")] = None,
-    password: Annotated[Optional[str], typer.Option("--pass", help="webdav/sftp: password (asked for on a terminal with --ask-pass).")] = None,
+    password: Annotated[Optional[str], typer.Option("--pass", help="webdav/sftp: password: @FILE, - (standard input), or asked for on a terminal with --ask-pass.")] = None,
     ask_pass: Annotated[bool, typer.Option("--ask-pass", help="Ask for the password or secret on the terminal.")] = False,
     key_file: Annotated[Optional[str], typer.Option("--key-file", help="sftp: private key file.")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Any rclone option for this type, as key=value (repeatable).")] = None,
@@ -66,7 +67,7 @@ def connect(
 
       drivelab drive connect gdrive -t gdrive --client-id ID   # prints a link: sign in on any device, paste the address back
 
-      drivelab drive connect gdrive -t gdrive --token "$(cat token.json)"   # token from `rclone authorize drive`
+      drivelab drive connect gdrive -t gdrive --token @token.json   # token from `rclone authorize drive`; - reads standard input
 
       drivelab drive connect gdrive -t gdrive --service-account-file sa.json
 
@@ -80,6 +81,10 @@ def connect(
     ws = workspace_from(workspace)
     if type and not rclone_remote:
         check_remote_type(type)
+    secret_access_key = _secret_value("--secret-access-key", secret_access_key)
+    password = _secret_value("--pass", password)
+    token = _secret_value("--token", token)
+    client_secret = _secret_value("--client-secret", client_secret)
     if rclone_remote:
         info = import_remote(ws, name, rclone_remote, root=root, check=not no_check, replace=replace)
     elif _signs_in(type) and not (token or service_account_file or browser):
@@ -104,6 +109,28 @@ def connect(
         return
     console.print(f"Connected [bold]{escape(info.name)}[/] ({escape(info.type)}, root {escape(info.root or '/')})" + ("" if no_check else ": credentials checked"))
     console.print(f"Next: drivelab drive mount {escape(info.name)}")
+
+
+def _secret_value(option: str, given: str | None) -> str | None:
+    """A secret option's value: ``@FILE`` reads the file, ``-`` standard input; a value typed on the command line
+    is taken, with a warning that any local user can read it there while drivelab runs."""
+    if given is None:
+        return None
+    if given == "-":
+        return sys.stdin.read().strip() or None
+    if given.startswith("@"):
+        path = Path(given[1:]).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise DriveOptionError(f"cannot read {option} from {path}: {exc.strerror or exc}", hint=f"give {option} @FILE with a readable file, or {option} - to read it from standard input") from None
+    console.print(
+        f"[yellow]warning:[/] {option} given on the command line: other users of this machine can read it (ps, /proc) "
+        f"while drivelab runs, and your shell keeps it in its history. Next time: {option} @FILE, {option} - (standard input)"
+        + (", or leave it out to be asked" if option in ("--secret-access-key", "--client-secret") else ", or --ask-pass" if option == "--pass" else ""),
+        highlight=False, soft_wrap=True,
+    )
+    return given
 
 
 def _signs_in(type: str | None) -> bool:
