@@ -67,6 +67,7 @@ CLUSTER = {
     "SLURM_LOCAL_PORTS": "6957 6958",
     "SLURM_LOCAL_SUBNET": "10.213.209.0/24",
     "SLURM_LOCAL_BRIDGE": "dlslurmbnc",
+    "SLURM_LOCAL_KEEP": str(ROOT) if ROOT.is_relative_to("/tmp") else "",  # a checkout under /tmp: the hosts still see it
 }
 """The benchmark's cluster of hosts: none of these is the single-host cluster's, the tests' or the defaults."""
 SIMD = re.compile(r"^(sse4_2|fma|f16c|avx|avx2|avx_vnni|avx512.*|amx.*)$")

@@ -35,6 +35,8 @@
 #                        (this machine .1, node<i> .<10+i>); nothing else on this machine may use it
 #   SLURM_LOCAL_BRIDGE   with --nodes: the bridge's name, default dlslurm0 (at most 10 characters;
 #                        the veths are <bridge>-<i>)
+#   SLURM_LOCAL_KEEP     with --nodes: folders under /tmp the hosts still share with this machine,
+#                        separated by ":" (a checkout and its virtual environment that lie there)
 set -euo pipefail
 # The daemons live in sbin, which a non-root user's PATH may lack.
 PATH=$PATH:/usr/sbin:/sbin
@@ -56,6 +58,7 @@ MUNGE_SOCKET=/run/munge/munge.socket.2
 # Several hosts (`up --nodes N`): what was made is listed in $STATE, as it is made.
 SUBNET=${SLURM_LOCAL_SUBNET:-10.213.0.0/24}
 BRIDGE=${SLURM_LOCAL_BRIDGE:-dlslurm0}
+KEEP=${SLURM_LOCAL_KEEP:-}
 STATE=$RUN/hosts
 HOSTS_MAX=200
 
@@ -95,7 +98,7 @@ as_root() {
   fi
   exec sudo -n env SLURM_LOCAL_DIR="$DIR" SLURM_LOCAL_INSTALL="${SLURM_LOCAL_INSTALL:-1}" \
     SLURM_LOCAL_PORTS="$CTLD_PORT $SLURMD_PORT" SLURM_LOCAL_TIMEOUT="$TIMEOUT" \
-    SLURM_LOCAL_SUBNET="$SUBNET" SLURM_LOCAL_BRIDGE="$BRIDGE" \
+    SLURM_LOCAL_SUBNET="$SUBNET" SLURM_LOCAL_BRIDGE="$BRIDGE" SLURM_LOCAL_KEEP="$KEEP" \
     bash "$SCRIPT" "$@"
 }
 
@@ -493,10 +496,27 @@ holder_tag() { echo "drivelab-slurm-host $1 $DIR"; }
 host_socket() { echo "/run/munge/slurm-local-$1.socket"; }
 # PID 1 of a host. bash reaps every child it has, adopted ones included, when one ends.
 HOLDER_LOOP='trap "exit 0" TERM; while :; do sleep 86400 & wait $!; done'
-# Run in a new host's UTS, mount and network namespaces: NAME ADDRESS/PREFIX HOSTS_FILE.
+# Run in a new host's UTS, mount and network namespaces: NAME ADDRESS/PREFIX HOSTS_FILE KEEP HOLD.
+# The folders of KEEP (under /tmp) are bound at HOLD/<i> (a folder outside /tmp), and moved back
+# to their paths on the new /tmp.
 HOST_SETUP='set -eu
 hostname "$1"
+IFS=: read -r -a keep <<<"${4:-}"
+i=0
+for path in "${keep[@]}"; do
+  [ -n "$path" ] || continue
+  mkdir -p "$5/$i"
+  mount --bind "$path" "$5/$i"
+  i=$((i + 1))
+done
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+i=0
+for path in "${keep[@]}"; do
+  [ -n "$path" ] || continue
+  mkdir -p "$path"
+  mount --move "$5/$i" "$path"
+  i=$((i + 1))
+done
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 install -d -m 1777 /run/lock
 install -d -o munge -g munge -m 0755 /run/munge
@@ -687,7 +707,7 @@ start_host() {
   ip link set dev "$veth" alias "$LINK_ALIAS"
   no_ipv6 "$veth"
   ip link set dev "$veth" master "$BRIDGE" up
-  nsenter -t "$hpid" --uts --mount --net -- bash -c "$HOST_SETUP" "$name" "$name" "$addr/$PREFIX" "$DIR/etc/hosts" \
+  nsenter -t "$hpid" --uts --mount --net -- bash -c "$HOST_SETUP" "$name" "$name" "$addr/$PREFIX" "$DIR/etc/hosts" "$KEEP" "$RUN/keep-$name" \
     >>"$LOG/$name.setup.out" 2>&1 \
     || die "could not set up host $name: $(tail -n 2 "$LOG/$name.setup.out" | tr '\n' ' ')"
   start_munged "$name" "$SOCK" "$hpid"
@@ -975,6 +995,7 @@ down_hosts() {
   # slurmd leaves running jobs alone when it stops (and the hosts end with it): cancel them first.
   cancel_jobs_if_ctld
   teardown_hosts
+  rmdir "$RUN"/keep-*/* "$RUN"/keep-* 2>/dev/null || true  # the empty folders kept folders were moved through (never rm -r: a mount might live there)
   say "stopped and removed the hosts; configuration, job state and logs are kept in $DIR (remove it to forget them)"
 }
 

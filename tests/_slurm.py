@@ -135,6 +135,8 @@ HOSTS_SETTINGS = {
     "SLURM_LOCAL_PORTS": "6927 6928",
     "SLURM_LOCAL_SUBNET": "10.213.207.0/24",
     "SLURM_LOCAL_BRIDGE": "dlslurmtst",
+    # This checkout (and its virtual environment) when it lies under /tmp, of which each host has its own.
+    "SLURM_LOCAL_KEEP": str(Path(__file__).resolve().parents[1]) if Path(__file__).resolve().is_relative_to("/tmp") else "",
 }
 """The test cluster of hosts' settings: none of them is the single-host cluster's, nor the defaults."""
 HOSTS_LOCK = Path("/run/lock" if Path("/run/lock").is_dir() else "/var/tmp", "drivelab-slurm-hosts-test.lock")

@@ -181,7 +181,17 @@ def test_an_earlier_versions_pending_uploads_move_to_this_hosts_cache(ws: Worksp
 INIT = r"""
 import os, signal, socket, subprocess, sys
 subprocess.run(["hostname", sys.argv[1]], check=True)
+# Folders under /tmp the host must still see (this checkout and its virtual environment, when they lie
+# there): held open across the new /tmp, then bound back at their paths, as a cluster's shared home is.
+# mount(2) itself: mount(8) would resolve /proc/self/fd/N to its path name, which then names the new /tmp.
+import ctypes, ctypes.util
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+kept = [(path, os.open(path, os.O_PATH)) for path in sys.argv[2:]]
 subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/tmp"], check=True)
+for path, fd in kept:
+    os.makedirs(path, exist_ok=True)
+    if libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, 4096, None) != 0:  # MS_BIND
+        raise OSError(ctypes.get_errno(), f"cannot bind {path} back")
 print("ready", socket.gethostname(), flush=True)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 while True:  # the namespace's init: reap whatever is left to it
@@ -192,13 +202,20 @@ while True:  # the namespace's init: reap whatever is left to it
 """
 
 
+def _under_tmp(*paths: Path) -> list[str]:
+    """Those of ``paths`` under /tmp, outermost only (one inside another is kept with it)."""
+    tmp = [p for p in paths if p.is_relative_to("/tmp")]
+    return sorted({str(p) for p in tmp if not any(p != q and p.is_relative_to(q) for q in tmp)})
+
+
 class Host:
     """A second machine: its own host name, /tmp, pids and mounts; the same /var/tmp, network and workspace."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.proc = subprocess.Popen(
-            ["unshare", "--uts", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", sys.executable, "-c", INIT, name],
+            ["unshare", "--uts", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", sys.executable, "-c", INIT, name,
+             *_under_tmp(Path(__file__).resolve().parents[1], Path(sys.prefix).resolve(), Path(sys.executable).resolve().parent)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.proc.stdout is not None
