@@ -49,7 +49,8 @@ def _locked(paths: DrivePaths, timeout: float | None):
 
 def _bisync(ws: Workspace, *, resync: bool) -> tuple[dict[str, Any], list[str]]:
     paths = DrivePaths(ws)
-    entry = load_settings(ws).remotes[load_settings(ws).remote or ""]
+    settings = load_settings(ws)
+    entry = settings.remotes[settings.remote or ""]
     rclone = find_rclone()
     ws.drive.mkdir(parents=True, exist_ok=True)
     args = [

@@ -339,18 +339,21 @@ def _check_same_settings(run_dir: Path, held: dict, asked: dict) -> None:
     )
 
 
-def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = None) -> TrainResult:
+def train(config: TrainConfig, progress: Callable[[TrainEvent], None] | None = None, *, world: World | None = None) -> TrainResult:
     """Train ``config.recipe`` on MNIST into ``config.run_dir``; see the module doc.
 
     ``progress`` receives :data:`TrainEvent` objects (never required; on rank 0
     only when several processes train). Under torchrun this joins the process
-    group (see :func:`join_world`); the caller leaves it with ``World.close()``.
+    group (see :func:`join_world`), unless the caller joined it already and
+    passes its ``world`` (then its device is the one used: chosen once); the
+    caller leaves it with ``World.close()``.
     Raises :class:`DrivelabError` subclasses for bad data, recipes or devices.
     """
     recipe = get_recipe(config.recipe)  # every option was checked when the config was made
     if config.threads:
         torch.set_num_threads(config.threads)
-    world = join_world(config.device)
+    if world is None:
+        world = join_world(config.device)
     main = world.is_main
     report = progress if main else None
     device = world.device

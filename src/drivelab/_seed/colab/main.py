@@ -118,7 +118,7 @@ def main(argv=None):
                 flush=True,
             )
 
-    result = train(config, progress=report)
+    result = train(config, progress=report, world=world)
     world.close()
     if result.final_accuracy is not None:
         print(f"Test accuracy {result.final_accuracy:.2f}% (best {result.best_accuracy:.2f}%) | run folder {result.run_dir}")
