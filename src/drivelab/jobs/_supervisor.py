@@ -505,11 +505,13 @@ class _Supervisor:
         )
 
     def _failure_tail(self, failed: list[Attempt]) -> list[OutputTail]:
-        """The failed attempts' last lines, oldest first; attempts in a row that ended alike share one entry."""
+        """The failed attempts' last lines, oldest first; attempts in a row that ended alike share one entry
+        (alike as the restart rule judges it: the same last lines, whatever came before them, such as a
+        kernel's message at shutdown that one attempt printed and the next did not)."""
         tails: list[OutputTail] = []
         for attempt in failed:
             lines = self.tails.get(attempt.number, [])
-            if tails and tails[-1].lines == lines:
+            if tails and _last_lines(tails[-1].lines) == _last_lines(lines):
                 tails[-1].attempts.append(attempt.number)
             else:
                 tails.append(OutputTail(lines=lines, attempts=[attempt.number]))
